@@ -1,0 +1,130 @@
+# edgemail - top-level, non-recursive Makefile.
+#
+#   make            build everything into bin/
+#   make run        install missing packages, build, start the dev stack
+#   make check      install missing packages, build, run every test
+#   make bench      measure throughput and latency (prints a table)
+#   make lint       banned functions, cppcheck
+#   make fuzz       libFuzzer targets (clang)
+#
+# Switches: WERROR=1 (warnings are errors, as in CI),
+#           SANITIZE=address,undefined (objects go to build-san/).
+
+CC	?= cc
+PKGS	 = libmicrohttpd openssl jansson libcurl opendkim libclamav hiredis
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN	 = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wpointer-arith -Wvla -Wundef \
+	   -Wno-missing-field-initializers
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
+	   -fPIE $(WARN) -I. $(PKG_CFLAGS)
+LDFLAGS	+= -pie -Wl,-z,relro,-z,now
+LDLIBS	+= $(PKG_LIBS) -lpthread -lm
+
+BUILD	 = build
+ifeq ($(WERROR),1)
+CFLAGS	+= -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS	+= -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS	+= -fsanitize=$(SANITIZE)
+BUILD	 = build-san
+endif
+
+# The shared library: lib/, the LMTP client, the auth layer.
+CORE_SRC := $(wildcard lib/*.c) lmtp/lmtp.c $(wildcard auth/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_LIB := $(BUILD)/libedgemail.a
+
+API_SRC    := $(wildcard api/*.c)
+SUBMIT_SRC := $(wildcard smtp-out/*.c)
+CTL_SRC    := $(wildcard ctl/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+BENCH_SRC  := $(wildcard tests/bench/*.c)
+
+PROGS	:= bin/lmtp-send
+ifneq ($(API_SRC),)
+PROGS	+= bin/edgemail-api
+endif
+ifneq ($(SUBMIT_SRC),)
+PROGS	+= bin/edgemail-submit
+endif
+ifneq ($(CTL_SRC),)
+PROGS	+= bin/edgemailctl
+endif
+ifneq ($(BENCH_SRC),)
+PROGS	+= bin/edgemail-bench
+endif
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=bin/tests/%)
+
+.PHONY: all run check bench lint fuzz clean deps unit
+all: $(PROGS) $(UNIT_BINS)
+
+deps:
+	@./deploy/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(CORE_LIB): $(CORE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+bin/lmtp-send: $(BUILD)/lmtp/lmtp-send.o $(CORE_LIB)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bin/edgemail-api: $(API_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bin/edgemail-submit: $(SUBMIT_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bin/edgemailctl: $(CTL_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bin/edgemail-bench: $(BENCH_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bin/tests/%: $(BUILD)/tests/unit/%.o $(CORE_LIB)
+	@mkdir -p bin/tests
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The two commands of the README: each installs what is missing first.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@./deploy/stack.sh run
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@./tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@./tests/bench/run.sh
+
+BANNED	= 'strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol'
+lint:
+	@! grep -nE '\<($(BANNED))[[:space:]]*\(' $(CORE_SRC) $(API_SRC) \
+	    $(SUBMIT_SRC) $(CTL_SRC) lmtp/lmtp-send.c | grep -v 'snprintf\|vsnprintf' \
+	    || { echo "lint: banned function (see STYLE.md)"; exit 1; }
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	    --inline-suppr --suppress=missingIncludeSystem -I. \
+	    lib lmtp auth api smtp-out ctl
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz:
+	@mkdir -p bin/fuzz
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  echo "clang $$n"; \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
+	    $(PKG_CFLAGS) -o bin/fuzz/$$n $$f $(CORE_SRC) $(PKG_LIBS) -lpthread -lm \
+	    || exit 1; done
+
+clean:
+	rm -rf bin build build-san
+
+-include $(shell find build build-san -name '*.d' 2>/dev/null)
