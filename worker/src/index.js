@@ -1,0 +1,206 @@
+/*
+ * index.js - the edgemail Cloudflare Email Worker.
+ *
+ * Email Routing calls email(message, env, ctx) once per recipient.  The
+ * Worker reads the raw message once into one buffer, hashes it, signs the
+ * request (sign.js) and POSTs the same buffer to edgemail-api
+ * (POST /v1/messages, DESIGN.md section 4).  The API's answer decides what
+ * the sending MTA sees (outcome.js):
+ *
+ *   2xx                      done: the message is stored
+ *   400 409 413 415 422      message.setReject(reason): a permanent bounce
+ *   anything else, network
+ *   errors and timeouts      throw: Cloudflare answers with a temporary
+ *                            failure and the sender retries later
+ *
+ * setReject is never used for an outage.  One JSON log line per message.
+ *
+ * env: API_URL, KEY_ID, TIMEOUT_MS, MAX_BYTES ([vars] in wrangler.toml);
+ * HMAC_SECRET, CF_ACCESS_CLIENT_ID, CF_ACCESS_CLIENT_SECRET (secrets).
+ */
+
+import { sig_headers, sig_sha256_hex } from "./sign.js";
+import { outcome_of, reject_reason } from "./outcome.js";
+
+export const DEFAULT_TIMEOUT_MS = 30000;
+export const DEFAULT_MAX_BYTES = 25 * 1024 * 1024;
+export const TOO_BIG = "552 5.3.4 message too big";
+const IDEM_MAX = 200;
+
+/* A positive integer from a [vars] string, or the default. */
+function int_var(value, dflt) {
+	const n = Number(value);
+	return Number.isFinite(n) && n > 0 ? Math.floor(n) : dflt;
+}
+
+/*
+ * Read the whole stream into one buffer of the announced size (grown only
+ * if the stream is longer than announced, which it should not be).  Chunks
+ * are copied in and dropped as they come, so the body exists once.  Returns
+ * a Uint8Array view of exactly the bytes read, or null past max_bytes.
+ */
+export async function read_raw(stream, size_hint, max_bytes) {
+	let buf = new Uint8Array(Math.min(Math.max(size_hint | 0, 0),
+	    max_bytes));
+	let len = 0;
+	const reader = stream.getReader();
+	try {
+		for (;;) {
+			const { done, value } = await reader.read();
+			if (done)
+				break;
+			const chunk = value instanceof Uint8Array ? value :
+			    new Uint8Array(value);
+			if (len + chunk.length > max_bytes)
+				return null;
+			if (len + chunk.length > buf.length) {
+				const grown = new Uint8Array(Math.min(max_bytes,
+				    Math.max(len + chunk.length,
+				    buf.length * 2, 65536)));
+				grown.set(buf.subarray(0, len));
+				buf = grown;
+			}
+			buf.set(chunk, len);
+			len += chunk.length;
+		}
+	} finally {
+		reader.releaseLock();
+	}
+	return len === buf.length ? buf : buf.subarray(0, len);
+}
+
+/*
+ * Idempotency-Key for one delivery: the same message to the same recipient
+ * gets the same key however often the sender retries.  "cf:" + hex SHA-256
+ * of the Message-ID and the recipient, or of the body's hash and the
+ * recipient when there is no Message-ID.  67 printable ASCII characters.
+ */
+export async function idempotency_key(message_id, rcpt, body_sha256_hex) {
+	const id = (message_id || "").trim();
+	const basis = id !== "" ? "mid:" + id + "\n" + rcpt :
+	    "body:" + body_sha256_hex + "\n" + rcpt;
+	return ("cf:" + await sig_sha256_hex(basis)).slice(0, IDEM_MAX);
+}
+
+/* The request target (path and query) exactly as it is sent and signed. */
+export function request_target(api_url, mail_from, rcpt) {
+	const base = new URL(api_url);
+	const path = base.pathname.replace(/\/+$/, "") + "/v1/messages";
+	return path + "?mail_from=" + encodeURIComponent(mail_from) +
+	    "&rcpt=" + encodeURIComponent(rcpt);
+}
+
+/* The envelope sender as the API wants it: "" for the null reverse-path. */
+function envelope_from(from) {
+	const f = String(from || "").trim();
+	return f === "<>" ? "" : f.replace(/^<(.*)>$/, "$1");
+}
+
+function log_line(fields) {
+	console.log(JSON.stringify({ event: "email", ...fields }));
+}
+
+/* Read at most limit characters of a response body; "" on any error. */
+async function body_text(res, limit) {
+	try {
+		const text = await res.text();
+		return text.length > limit ? text.slice(0, limit) : text;
+	} catch {
+		return "";
+	}
+}
+
+export async function handle_email(message, env) {
+	const started = Date.now();
+	const rcpt = String(message.to || "");
+	const max_bytes = int_var(env.MAX_BYTES, DEFAULT_MAX_BYTES);
+	const timeout_ms = int_var(env.TIMEOUT_MS, DEFAULT_TIMEOUT_MS);
+	const size = Number(message.rawSize) || 0;
+	const log = (status, outcome, extra) => log_line({ rcpt, size, status,
+	    outcome, ms: Date.now() - started, ...extra });
+
+	if (size > max_bytes) {
+		message.setReject(TOO_BIG);
+		log(0, "reject", { reason: TOO_BIG });
+		return;
+	}
+	if (!env.API_URL || !env.KEY_ID || !env.HMAC_SECRET) {
+		/* A configuration mistake is fixed by the operator: retry. */
+		log(0, "error", { error: "API_URL, KEY_ID or HMAC_SECRET unset" });
+		throw new Error("edgemail worker: API_URL, KEY_ID or HMAC_SECRET " +
+		    "is not set");
+	}
+
+	const body = await read_raw(message.raw, size, max_bytes);
+	if (body === null) {
+		message.setReject(TOO_BIG);
+		log(0, "reject", { reason: TOO_BIG });
+		return;
+	}
+	const body_hash = await sig_sha256_hex(body);
+	const idem = await idempotency_key(message.headers?.get("Message-ID"),
+	    rcpt, body_hash);
+	const target = request_target(env.API_URL, envelope_from(message.from),
+	    rcpt);
+	const url = new URL(env.API_URL).origin + target;
+	const timestamp = Math.floor(Date.now() / 1000);
+	const headers = {
+		"Content-Type": "message/rfc822",
+		"Idempotency-Key": idem,
+		...await sig_headers(env.KEY_ID, env.HMAC_SECRET, timestamp,
+		    "POST", target, idem, body_hash),
+	};
+	if (env.CF_ACCESS_CLIENT_ID && env.CF_ACCESS_CLIENT_SECRET) {
+		headers["CF-Access-Client-Id"] = env.CF_ACCESS_CLIENT_ID;
+		headers["CF-Access-Client-Secret"] = env.CF_ACCESS_CLIENT_SECRET;
+	}
+
+	let res, text;
+	const signal = AbortSignal.timeout(timeout_ms);
+	try {
+		/*
+		 * redirect "manual": an Access login redirect must never be
+		 * followed to a page that answers 200 for a message that
+		 * was not stored.
+		 */
+		res = await fetch(url, { method: "POST", headers, body,
+		    redirect: "manual", signal });
+		text = await body_text(res, 65536);
+	} catch (err) {
+		const timed_out = signal.aborted || err?.name === "TimeoutError";
+		const why = timed_out ? "timeout after " + timeout_ms + " ms" :
+		    "network error: " + (err?.message || String(err));
+		log(0, timed_out ? "timeout" : "network_error", { error: why });
+		throw new Error("edgemail-api unreachable (" + why +
+		    "); try again later");
+	}
+
+	let json = null;
+	try {
+		json = JSON.parse(text);
+	} catch {
+		json = null;
+	}
+	const id = json && typeof json.id === "string" ? json.id : undefined;
+	const outcome = outcome_of(res.status, json);
+	if (outcome === "done") {
+		log(res.status, json.status, { id });
+		return;
+	}
+	if (outcome === "reject") {
+		const reason = reject_reason(res.status, json);
+		message.setReject(reason);
+		log(res.status, "reject", { id, reason });
+		return;
+	}
+	const why = "edgemail-api answered " + res.status +
+	    (json && typeof json.status === "string" ? " " + json.status : "");
+	log(res.status, "retry", { id, error: why });
+	throw new Error(why + "; try again later");
+}
+
+export default {
+	async email(message, env, ctx) {
+		await handle_email(message, env, ctx);
+	},
+};
