@@ -1,0 +1,448 @@
+#!/bin/sh
+# deploy/stack.sh - the dev stack behind `make run`, and the set-up step of
+# the scenario tests.
+#
+#   deploy/stack.sh init [RUN_DIR]   create (or complete) a run directory
+#   deploy/stack.sh run  [RUN_DIR]   init, start Dovecot, the API and the
+#                                    relay; stop them all on Ctrl-C
+#   deploy/stack.sh stop [RUN_DIR]   stop what RUN_DIR/pids/ names
+#
+# RUN_DIR defaults to $RUN_DIR, then ./run.  Everything lives in it: a
+# self-signed CA and a server certificate (tls/), the request-signing key
+# (keys/hmac.keys), the directory (directory/users, a Dovecot passwd-file
+# with demo@example.test, whose password is in demo.password), the
+# mailboxes (mail/), edgemail.conf and Dovecot's own configuration and
+# sockets (dovecot/).  init is idempotent: keys, certificates and passwords
+# are made once; the two configuration files are written anew each time
+# from the ports below, so that they always match them.
+#
+# Ports (127.0.0.1 only), from the environment:
+#   API_PORT=8443 IMAP_PORT=1143 IMAPS_PORT=1993 POP3_PORT=1110
+#   POP3S_PORT=1995 SIEVE_PORT=14190 SUBMIT_PORT=1587 SUBMITS_PORT=1465
+# SMARTHOST=host:port sets the relay's relayhost.
+#
+# Every process is started and stopped by its PID (RUN_DIR/pids/NAME.pid);
+# nothing here looks processes up by name or touches system services.
+set -eu
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${EDGEMAIL_BIN:-$TOP/bin}
+PATH=$PATH:/usr/sbin:/sbin
+export PATH
+
+API_PORT=${API_PORT:-8443}
+IMAP_PORT=${IMAP_PORT:-1143}
+IMAPS_PORT=${IMAPS_PORT:-1993}
+POP3_PORT=${POP3_PORT:-1110}
+POP3S_PORT=${POP3S_PORT:-1995}
+SIEVE_PORT=${SIEVE_PORT:-14190}
+SUBMIT_PORT=${SUBMIT_PORT:-1587}
+SUBMITS_PORT=${SUBMITS_PORT:-1465}
+SMARTHOST=${SMARTHOST:-}
+
+DOMAIN=example.test
+DEMO_USER=demo@$DOMAIN
+MX_HOSTNAME=mx.$DOMAIN
+KEY_ID=dev1
+
+say() { printf 'stack: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+usage() {
+	cat >&2 <<'EOF'
+usage: deploy/stack.sh init [RUN_DIR]
+       deploy/stack.sh run  [RUN_DIR]
+       deploy/stack.sh stop [RUN_DIR]
+EOF
+	exit 2
+}
+
+# The run directory as an absolute path (sockets and configs need one).
+set_run() {
+	r=${1:-${RUN_DIR:-./run}}
+	mkdir -p "$r"
+	RUN=$(cd "$r" && pwd)
+	case "$RUN" in
+	*[!A-Za-z0-9_./+-]*)
+		die "run directory path has unusual characters: $RUN" ;;
+	esac
+	# Unix socket paths are limited to 107 bytes.
+	if [ ${#RUN} -gt 80 ]; then
+		die "run directory path too long for unix sockets: $RUN"
+	fi
+}
+
+# Escape a value for the right-hand side of a sed s||| command.
+sed_rhs() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
+
+# ---------------------------------------------------------------- init
+
+init_tls() {
+	d=$RUN/tls
+	mkdir -p "$d"
+	chmod 700 "$d"
+	if [ ! -s "$d/ca.pem" ] || [ ! -s "$d/ca.key" ]; then
+		say "tls: new CA"
+		rm -f "$d/server.pem" "$d/server.key"
+		openssl req -x509 -new -newkey ec \
+		    -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		    -keyout "$d/ca.key" -out "$d/ca.pem" -days 825 \
+		    -subj "/O=edgemail dev/CN=edgemail dev CA" \
+		    -addext "basicConstraints=critical,CA:TRUE" \
+		    -addext "keyUsage=critical,keyCertSign,cRLSign" \
+		    2>/dev/null || die "openssl: cannot make the CA"
+		chmod 600 "$d/ca.key"
+	fi
+	if [ ! -s "$d/server.pem" ] || [ ! -s "$d/server.key" ]; then
+		say "tls: new server certificate"
+		ext=$d/server.ext
+		cat >"$ext" <<EOF
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+subjectAltName = IP:127.0.0.1,DNS:localhost,DNS:$MX_HOSTNAME
+EOF
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+		    -nodes -keyout "$d/server.key" -out "$d/server.csr" \
+		    -subj "/O=edgemail dev/CN=127.0.0.1" 2>/dev/null \
+		    || die "openssl: cannot make the server key"
+		openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" \
+		    -CAkey "$d/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+		    -days 825 -sha256 -extfile "$ext" -out "$d/server.pem" \
+		    2>/dev/null || die "openssl: cannot sign the server certificate"
+		rm -f "$d/server.csr" "$ext"
+		chmod 600 "$d/server.key"
+	fi
+}
+
+init_keys() {
+	mkdir -p "$RUN/keys"
+	chmod 700 "$RUN/keys"
+	if [ ! -s "$RUN/keys/hmac.keys" ]; then
+		say "keys: new signing key $KEY_ID"
+		(umask 077 && printf '%s %s\n' "$KEY_ID" \
+		    "$(openssl rand -hex 32)" >"$RUN/keys/hmac.keys")
+	fi
+	chmod 600 "$RUN/keys/hmac.keys"
+}
+
+init_directory() {
+	mkdir -p "$RUN/directory" "$RUN/mail"
+	users=$RUN/directory/users
+	[ -e "$users" ] || (umask 077 && : >"$users")
+	if [ ! -s "$RUN/demo.password" ]; then
+		(umask 077 && openssl rand -hex 12 >"$RUN/demo.password")
+	fi
+	chmod 600 "$RUN/demo.password"
+	if ! grep -q "^$DEMO_USER:" "$users"; then
+		say "directory: mailbox $DEMO_USER"
+		hash=$(doveadm pw -s SHA512-CRYPT -p "$(cat "$RUN/demo.password")") \
+		    || die "doveadm pw failed"
+		printf '%s:%s::::::userdb_quota_rule=*:storage=4G\n' \
+		    "$DEMO_USER" "$hash" >>"$users"
+	fi
+	[ -e "$RUN/directory/domains" ] ||
+	    printf '%s\n' "$DOMAIN" >"$RUN/directory/domains"
+}
+
+write_dovecot_conf() {
+	mkdir -p "$RUN/dovecot/state" "$RUN/sieve"
+	# The global script is compiled here, not in the source tree, which
+	# may be read-only for the user running the stack.
+	if ! cmp -s "$TOP/deploy/sieve/junk.sieve" "$RUN/sieve/junk.sieve"; then
+		cp "$TOP/deploy/sieve/junk.sieve" "$RUN/sieve/junk.sieve"
+		rm -f "$RUN/sieve/junk.svbin"
+	fi
+	user=$(id -un)
+	group=$(id -gn)
+	set_mail_owner
+	# One Dovecot instance per run directory.
+	instance=$(printf '%s' "$RUN" | cksum | cut -d' ' -f1)
+	tmp=$RUN/dovecot/dovecot.conf.tmp
+	sed -e "s|@RUN@|$(sed_rhs "$RUN")|g" \
+	    -e "s|@INSTANCE@|$instance|g" \
+	    -e "s|@HOSTNAME@|$MX_HOSTNAME|g" \
+	    -e "s|@DOMAIN@|$DOMAIN|g" \
+	    -e "s|@USER@|$(sed_rhs "$user")|g" \
+	    -e "s|@GROUP@|$(sed_rhs "$group")|g" \
+	    -e "s|@LOGIN_USER@|$(sed_rhs "$LOGIN_USER")|g" \
+	    -e "s|@MAIL_UID@|$MAIL_UID|g" \
+	    -e "s|@MAIL_GID@|$MAIL_GID|g" \
+	    -e "s|@IMAP_PORT@|$IMAP_PORT|g" \
+	    -e "s|@IMAPS_PORT@|$IMAPS_PORT|g" \
+	    -e "s|@POP3_PORT@|$POP3_PORT|g" \
+	    -e "s|@POP3S_PORT@|$POP3S_PORT|g" \
+	    -e "s|@SIEVE_PORT@|$SIEVE_PORT|g" \
+	    "$TOP/deploy/dovecot/dovecot.conf.in" >"$tmp"
+	if grep -n '@[A-Z_0-9]*@' "$tmp" | grep -v '^.*#' >&2; then
+		die "dovecot.conf: unfilled template field"
+	fi
+	mv "$tmp" "$RUN/dovecot/dovecot.conf"
+	if [ ! -s "$RUN/sieve/junk.svbin" ]; then
+		sievec -c "$RUN/dovecot/dovecot.conf" "$RUN/sieve/junk.sieve" \
+		    "$RUN/sieve/junk.svbin" || die "sievec: junk.sieve does not compile"
+	fi
+	# Read by the delivery process, which runs as the mail user.
+	chmod 644 "$RUN/sieve/junk.sieve" "$RUN/sieve/junk.svbin"
+}
+
+# MAIL_UID/MAIL_GID: who owns the mailboxes; LOGIN_USER: who runs the
+# login processes.  The stack's own user, or, for root (whom Dovecot
+# refuses both), MAIL_USER (default nobody).
+set_mail_owner() {
+	if [ "$(id -u)" != 0 ]; then
+		MAIL_UID=$(id -u)
+		MAIL_GID=$(id -g)
+		LOGIN_USER=$(id -un)
+		return
+	fi
+	mu=${MAIL_USER:-nobody}
+	LOGIN_USER=$mu
+	MAIL_UID=$(id -u "$mu") || die "no user $mu for the mailboxes (MAIL_USER)"
+	MAIL_GID=$(id -g "$mu")
+	[ "$MAIL_UID" != 0 ] || die "MAIL_USER must not be root"
+	# The mail user must reach RUN/mail: the run directory itself holds
+	# nothing secret (keys/ and tls/ are 0700 of their own).
+	chmod 755 "$RUN"
+	chmod 755 "$RUN/sieve"
+	chown "$MAIL_UID:$MAIL_GID" "$RUN/mail"
+	if command -v setpriv >/dev/null &&
+	    ! setpriv --reuid="$MAIL_UID" --regid="$MAIL_GID" --clear-groups \
+	    test -w "$RUN/mail" -a -x "$RUN/mail" 2>/dev/null; then
+		die "user $mu (uid $MAIL_UID) cannot write $RUN/mail: a parent directory is closed to it"
+	fi
+}
+
+write_edgemail_conf() {
+	tmp=$RUN/edgemail.conf.tmp
+	{
+		echo "# edgemail.conf of the dev stack, written by deploy/stack.sh init"
+		echo "# (rewritten on every init: override with -o key=value)."
+		echo "state_dir = $RUN"
+		echo "hostname = $MX_HOSTNAME"
+		echo "api_listen = 127.0.0.1:$API_PORT"
+		echo "lmtp_server = unix:$RUN/dovecot/lmtp"
+		echo "hmac_keys_file = $RUN/keys/hmac.keys"
+		echo "tls_cert_file = $RUN/tls/server.pem"
+		echo "tls_key_file = $RUN/tls/server.key"
+		if [ -n "$SMARTHOST" ]; then
+			h=${SMARTHOST%:*}
+			p=${SMARTHOST##*:}
+			[ "$h" != "$SMARTHOST" ] || p=25
+			case "$h" in \[*) ;; *) h="[$h]" ;; esac
+			echo "relayhost = $h:$p"
+		fi
+	} >"$tmp"
+	mv "$tmp" "$RUN/edgemail.conf"
+}
+
+do_init() {
+	command -v openssl >/dev/null || die "openssl not found (make deps)"
+	command -v dovecot >/dev/null || die "dovecot not found (make deps)"
+	mkdir -p "$RUN/pids" "$RUN/log"
+	init_tls
+	init_keys
+	init_directory
+	write_dovecot_conf
+	write_edgemail_conf
+}
+
+# ---------------------------------------------------------- processes
+
+# Whether the PID in a file is alive (and not a zombie).
+pid_alive() {
+	[ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+	st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" \
+	    2>/dev/null || true)
+	[ "$st" != Z ]
+}
+
+read_pid() { [ -s "$1" ] && sed -n '1{s/[^0-9]//g;p;}' "$1" || true; }
+
+# Stop one recorded process: TERM, wait up to 10 s, then KILL.
+stop_pidfile() {
+	f=$1
+	name=$(basename "$f" .pid)
+	pid=$(read_pid "$f")
+	if [ -n "$pid" ] && pid_alive "$pid"; then
+		kill -TERM "$pid" 2>/dev/null || true
+		i=0
+		while pid_alive "$pid" && [ $i -lt 100 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		if pid_alive "$pid"; then
+			say "$name (pid $pid) did not stop: KILL"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		say "stopped $name (pid $pid)"
+	fi
+	rm -f "$f"
+}
+
+do_stop() {
+	[ -d "$RUN/pids" ] || return 0
+	# The programs first, Dovecot (their delivery target) last.
+	for f in "$RUN"/pids/*.pid; do
+		[ -e "$f" ] || continue
+		[ "$(basename "$f")" = dovecot.pid ] && continue
+		stop_pidfile "$f"
+	done
+	[ -e "$RUN/pids/dovecot.pid" ] && stop_pidfile "$RUN/pids/dovecot.pid"
+	return 0
+}
+
+start_dovecot() {
+	pidf=$RUN/pids/dovecot.pid
+	old=$(read_pid "$pidf")
+	if [ -n "$old" ] && pid_alive "$old"; then
+		die "Dovecot already runs for $RUN (pid $old): deploy/stack.sh stop first"
+	fi
+	rm -f "$RUN/dovecot/base/master.pid"
+	dovecot -c "$RUN/dovecot/dovecot.conf" ||
+	    die "dovecot did not start; see $RUN/dovecot/dovecot.log"
+	i=0
+	while [ ! -s "$RUN/dovecot/base/master.pid" ] && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	pid=$(read_pid "$RUN/dovecot/base/master.pid")
+	[ -n "$pid" ] || die "dovecot wrote no master.pid"
+	echo "$pid" >"$pidf"
+	i=0
+	while [ ! -S "$RUN/dovecot/lmtp" ] && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	say "dovecot running (pid $pid), log $RUN/dovecot/dovecot.log"
+}
+
+# start_prog NAME BINARY: background, stderr to RUN/log/NAME.log.
+start_prog() {
+	name=$1
+	prog=$2
+	"$prog" -c "$RUN/edgemail.conf" >>"$RUN/log/$name.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$RUN/pids/$name.pid"
+	say "$name running (pid $pid), log $RUN/log/$name.log"
+}
+
+wait_healthz() {
+	i=0
+	while [ $i -lt 100 ]; do
+		if curl -fsS -o /dev/null --max-time 1 --cacert "$RUN/tls/ca.pem" \
+		    "https://127.0.0.1:$API_PORT/healthz" 2>/dev/null; then
+			return 0
+		fi
+		pid_alive "$(read_pid "$RUN/pids/api.pid")" || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# A path to print: relative to the current directory when inside it.
+show() {
+	case "$1" in
+	"$PWD"/*) printf '%s' "${1#"$PWD"/}" ;;
+	*) printf '%s' "$1" ;;
+	esac
+}
+
+print_usage_block() {
+	r=$(show "$RUN")
+	pw=$(cat "$RUN/demo.password")
+	cat <<EOF
+
+==================================================================
+ edgemail dev stack is up  (everything under $r/, 127.0.0.1 only)
+
+ API        https://127.0.0.1:$API_PORT   (CA: $r/tls/ca.pem)
+EOF
+	if [ -n "${SUBMIT_STARTED:-}" ]; then
+		cat <<EOF
+ Submission 127.0.0.1:$SUBMIT_PORT (STARTTLS), 127.0.0.1:$SUBMITS_PORT (TLS)
+EOF
+	fi
+	cat <<EOF
+ IMAP       127.0.0.1:$IMAP_PORT (STARTTLS), 127.0.0.1:$IMAPS_PORT (TLS)
+ POP3       127.0.0.1:$POP3_PORT (STARTTLS), 127.0.0.1:$POP3S_PORT (TLS)
+ ManageSieve 127.0.0.1:$SIEVE_PORT
+ LMTP       unix:$r/dovecot/lmtp
+
+ Mailbox    $DEMO_USER   password: $pw  ($r/demo.password)
+ Signing key $r/keys/hmac.keys  (key id $KEY_ID)
+ Logs       $r/log/  and  $r/dovecot/dovecot.log
+
+ Deliver a message through the API (shortcut: deploy/post-message.sh FILE RCPT):
+
+  printf 'From: <a@sender.test>\r\nTo: <$DEMO_USER>\r\nSubject: hello\r\nMessage-ID: <hello.\$\$@sender.test>\r\n\r\nhello, world\r\n' >/tmp/hello.eml
+  read KID SECRET <$r/keys/hmac.keys
+  T='/v1/messages?mail_from=a%40sender.test&rcpt=demo%40example.test'
+  TS=\$(date +%s); H=\$(openssl dgst -sha256 -r /tmp/hello.eml | cut -d' ' -f1)
+  SIG=\$(printf 'v1\n%s\nPOST\n%s\n\n%s' "\$TS" "\$T" "\$H" | openssl dgst -sha256 -hmac "\$SECRET" -r | cut -d' ' -f1)
+  curl --cacert $r/tls/ca.pem -H 'Content-Type: message/rfc822' -H "Edgemail-Key-Id: \$KID" -H "Edgemail-Timestamp: \$TS" -H "Edgemail-Signature: v1=\$SIG" --data-binary @/tmp/hello.eml "https://127.0.0.1:$API_PORT\$T"
+
+ Read it back over IMAP:
+
+  curl --cacert $r/tls/ca.pem -u "$DEMO_USER:\$(cat $r/demo.password)" 'imaps://127.0.0.1:$IMAPS_PORT/INBOX;UID=1'
+
+ Ctrl-C stops everything.
+==================================================================
+EOF
+}
+
+STOPPING=
+on_signal() {
+	[ -n "$STOPPING" ] && return
+	STOPPING=1
+	trap '' INT TERM HUP
+	say "stopping"
+	do_stop
+	exit 0
+}
+
+do_run() {
+	do_init
+	[ -x "$BIN/edgemail-api" ] || die "$BIN/edgemail-api not built: make all"
+	trap on_signal INT TERM HUP
+	start_dovecot
+	start_prog api "$BIN/edgemail-api"
+	if ! wait_healthz; then
+		say "edgemail-api did not come up; last lines of $RUN/log/api.log:"
+		tail -n 20 "$RUN/log/api.log" >&2 || true
+		do_stop
+		exit 1
+	fi
+	SUBMIT_STARTED=
+	if [ -x "$BIN/edgemail-submit" ]; then
+		start_prog submit "$BIN/edgemail-submit"
+		SUBMIT_STARTED=1
+	fi
+	print_usage_block
+	# Background children ignore SIGINT in a non-interactive shell, so
+	# Ctrl-C reaches only this shell: the trap stops them by PID.
+	api_pid=$(read_pid "$RUN/pids/api.pid")
+	while pid_alive "$api_pid"; do
+		wait "$api_pid" 2>/dev/null || true
+	done
+	say "edgemail-api exited; see $RUN/log/api.log"
+	trap '' INT TERM HUP
+	do_stop
+	exit 1
+}
+
+# ---------------------------------------------------------------- main
+
+[ $# -ge 1 ] || usage
+cmd=$1
+shift
+[ $# -le 1 ] || usage
+case "$cmd" in
+init)	set_run "${1:-}"; do_init; say "initialised $RUN" ;;
+run)	set_run "${1:-}"; do_run ;;
+stop)	set_run "${1:-}"; do_stop ;;
+*)	usage ;;
+esac
