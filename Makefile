@@ -35,7 +35,8 @@ BUILD	 = build-san
 endif
 
 # The shared library: lib/, the LMTP client, the auth layer.
-CORE_SRC := $(wildcard lib/*.c) lmtp/lmtp.c $(wildcard auth/*.c)
+CORE_SRC := $(wildcard lib/*.c) $(filter-out lmtp/lmtp-send.c,$(wildcard lmtp/*.c)) \
+	    $(wildcard auth/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_LIB := $(BUILD)/libedgemail.a
 

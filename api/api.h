@@ -1,0 +1,134 @@
+/*
+ * api.h - edgemail-api: the HTTPS ingestion service (DESIGN section 4).
+ *
+ * Shape of the program:
+ *   main.c      configuration, TLS, daemons, signals
+ *   http.c      libmicrohttpd glue: routing, request framing checks,
+ *               authentication headers, responses, the per-request deadline
+ *   ingest.c    the body as it streams in: SHA-256, CRLF normalisation,
+ *               header section kept in memory, body spilled to a file
+ *   pipeline.c  after the body: signature, replay, envelope, headers we
+ *               add, LMTP delivery, the outcome as an HTTP answer
+ *   replay.c    the replay cache (signatures seen within their window)
+ *   metrics.c   Prometheus counters and the latency histogram
+ */
+#ifndef EDGEMAIL_API_H
+#define EDGEMAIL_API_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <openssl/evp.h>
+
+#include "lib/addr.h"
+#include "lib/buf.h"
+#include "lib/crlf.h"
+#include "lib/reply.h"
+
+struct conf;
+struct keyring;
+struct lmtp_pool;
+struct replay;
+
+#define API_MAX_RCPTS_HARD	1000	/* max_recipients is capped here */
+#define API_ID_LEN		16
+
+/* Everything the request handlers share; read-only after start-up except
+ * where a member says otherwise. */
+struct api {
+	struct conf *conf;
+	struct keyring *keys;
+	struct lmtp_pool *lmtp;
+	struct replay *replay;		/* has its own lock */
+	char	 hostname[256];
+	char	 authserv_id[256];
+	char	 spool_dir[1024];
+	unsigned long long max_message_size;
+	unsigned long long max_header_size;
+	long long max_rcpts;
+	long long max_skew;
+	long long request_timeout;
+};
+
+/* One envelope recipient and its outcome. */
+struct rcpt {
+	char	 addr[ADDR_PATH_MAX + 1];	/* local@domain */
+	struct reply reply;
+};
+
+/* The message as it arrives (ingest.c). */
+struct ingest {
+	EVP_MD_CTX *sha;		/* over the raw body bytes, as signed */
+	struct crlf_state crlf;
+	struct buf hdr;			/* header section, CRLF, incl. blank line */
+	int	 in_body;
+	struct buf body;		/* body in memory while small ... */
+	int	 fd;			/* ... then in an unlinked spool file */
+	off_t	 body_len;		/* normalised body bytes */
+	uint64_t raw_len;		/* bytes received */
+	int	 eightbit;
+	int	 too_big;		/* max_message_size or max_header_size passed */
+	int	 io_error;		/* writing the spool file failed (errno kept) */
+	int	 io_errno;
+	char	*scratch;		/* conversion buffer */
+	size_t	 scratch_cap;
+};
+
+int	ingest_init(struct ingest *in, const struct api *api);
+/* Feed n raw bytes; -1 only on internal failure (out of memory). */
+int	ingest_feed(struct ingest *in, const struct api *api, const char *p,
+	    size_t n);
+/* All bytes are in: flush line ends, finish the hash into hex (65 bytes). */
+int	ingest_finish(struct ingest *in, const struct api *api,
+	    char *sha256_hex);
+void	ingest_free(struct ingest *in);
+
+/* Envelope and authentication data of one POST /v1/messages. */
+struct envelope {
+	char	 mail_from[ADDR_PATH_MAX + 1];	/* "" = null reverse-path */
+	struct rcpt *rcpts;
+	size_t	 nrcpt;
+};
+
+/* Parse "mail_from=..&rcpt=..&rcpt=.." strictly; -1 with why. */
+int	envelope_parse(const char *query, long long max_rcpts,
+	    struct envelope *env, char *why, size_t whysz);
+void	envelope_free(struct envelope *env);
+
+/* What the pipeline answers; turned into an HTTP response by http.c. */
+struct outcome {
+	unsigned http;			/* 200, 422, 503, ... */
+	const char *status;		/* "delivered", "rejected", ... */
+	char	 reason[256];		/* for refusals */
+	struct reply reply;		/* policy refusal: code/enhanced */
+	int	 has_reply;
+	int	 retry_after;		/* seconds, 0 = none */
+	int	 list_rcpts;		/* include recipients[] */
+};
+
+/* Deliver an authenticated request; fills out. */
+void	pipeline_deliver(struct api *api, const char *req_id,
+	    const char *key_id, struct envelope *env, struct ingest *in,
+	    struct outcome *out);
+/* Is the reply/request class final? */
+void	outcome_set(struct outcome *out, unsigned http, const char *status,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* replay.c: remember a signature until `expires`; -1 if it was seen. */
+struct replay *replay_new(void);
+void	replay_free(struct replay **rp);
+int	replay_check_and_add(struct replay *r, const char *sig, int64_t expires,
+	    int64_t now);
+
+/* metrics.c */
+enum metric_delivery { MD_DELIVERED, MD_TEMP, MD_PERM, MD__COUNT };
+void	metrics_request(unsigned http_status, double seconds, uint64_t bytes);
+void	metrics_delivery(enum metric_delivery d, unsigned n);
+void	metrics_render(struct buf *out);
+
+/* http.c */
+int	http_start(struct api *api);
+void	http_stop(void);
+
+#endif

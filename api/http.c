@@ -1,0 +1,781 @@
+/*
+ * http.c - the libmicrohttpd side of edgemail-api.
+ *
+ * One thread per connection (the LMTP pool bounds and orders the work
+ * that reaches Dovecot, see lmtp/pool.h).  Each request goes through:
+ *
+ *   first call   routing; framing checks that libmicrohttpd 0.9.75 lets
+ *                through (two Content-Length, CL + Transfer-Encoding,
+ *                control characters in header values); authentication
+ *                headers, key and timestamp window; content type; size
+ *                (413 before any body byte is read); envelope
+ *   body calls   streamed into struct ingest (hash, CRLF, spool file)
+ *   last call    signature over the body hash, replay cache, pipeline
+ *
+ * A watchdog thread enforces `request_timeout` on every request that is
+ * still being received (libmicrohttpd's own timeout is only an idle
+ * timeout, so a client sending one byte at a time would hold a thread).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "api/api.h"
+#include "auth/sig.h"
+#include "lib/conf.h"
+#include "lib/log.h"
+#include "lmtp/pool.h"
+
+#define TARGET_MAX	(16 * 1024)
+#define IDEM_KEY_MAX	200
+#define IDLE_TIMEOUT	30	/* seconds without a byte on a connection */
+
+/* Per-connection record for the watchdog. */
+struct watch {
+	struct watch *prev, *next;
+	int	 fd;
+	double	 req_start;	/* 0: idle between requests */
+	int	 busy;		/* in the pipeline: not ours to cut */
+};
+
+enum req_state { RQ_NEW, RQ_BODY, RQ_DONE };
+
+struct request {
+	char	 id[API_ID_LEN + 1];
+	double	 t_start;
+	enum req_state state;
+	struct watch *watch;
+	char	*target;		/* raw request target, as signed */
+	int	 target_too_long;
+	unsigned http;			/* final status, for metrics */
+
+	/* POST /v1/messages */
+	char	 key_id[65];
+	char	 ts[24];
+	int64_t	 ts_val;
+	char	 sig[SIG_HEADER_LEN + 2];
+	char	 idem[IDEM_KEY_MAX + 1];
+	struct envelope env;
+	struct ingest in;
+	int	 in_ready;
+};
+
+static struct api *api;
+static struct MHD_Daemon *daemons[2];
+static pthread_t watchdog_tid;
+static char *tls_cert_pem, *tls_key_pem;
+static atomic_int watchdog_stop;
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct watch *watch_head;
+
+static double
+now_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+request_id(char *out)
+{
+	unsigned char r[API_ID_LEN / 2];
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		memset(r, 0, sizeof(r));
+	hex_encode(r, sizeof(r), out);
+}
+
+/* ---- responses ---------------------------------------------------- */
+
+static enum MHD_Result
+respond_raw(struct MHD_Connection *con, struct request *rq, unsigned code,
+    const char *ctype, char *body, size_t len, int retry_after,
+    const char *allow)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char ra[24];
+
+	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	if (retry_after > 0) {
+		snprintf(ra, sizeof(ra), "%d", retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
+	if (allow != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(con, code, resp);
+	MHD_destroy_response(resp);
+	rq->http = code;
+	rq->state = RQ_DONE;
+	return ret;
+}
+
+static enum MHD_Result
+respond_json(struct MHD_Connection *con, struct request *rq, unsigned code,
+    json_t *j, int retry_after)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	if (s == NULL)
+		return MHD_NO;
+	return respond_raw(con, rq, code, "application/json", s, strlen(s),
+	    retry_after, NULL);
+}
+
+static const char *
+client_ip(struct MHD_Connection *con, char *out, size_t outsz)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	snprintf(out, outsz, "-");
+	if (ci == NULL || ci->client_addr == NULL)
+		return out;
+	if (ci->client_addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)ci->client_addr)->sin_addr, out, (socklen_t)outsz);
+	else if (ci->client_addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)ci->client_addr)->sin6_addr, out, (socklen_t)outsz);
+	return out;
+}
+
+/* A refusal: {"status": ..., "id": ..., "reason": ...}, logged. */
+static enum MHD_Result
+refuse(struct MHD_Connection *con, struct request *rq, unsigned code,
+    const char *status, const char *reason, int retry_after)
+{
+	char ip[64], q[300];
+	json_t *j;
+
+	log_info("id=%s event=refused http=%u status=%s client=%s reason=%s",
+	    rq->id, code, status, client_ip(con, ip, sizeof(ip)),
+	    log_quote(reason, q, sizeof(q)));
+	j = json_pack("{s:s, s:s, s:s}", "status", status, "id", rq->id,
+	    "reason", reason);
+	if (code == MHD_HTTP_CONTENT_TOO_LARGE)
+		json_object_set_new(j, "limit",
+		    json_integer((json_int_t)api->max_message_size));
+	return respond_json(con, rq, code, j, retry_after);
+}
+
+static enum MHD_Result
+respond_outcome(struct MHD_Connection *con, struct request *rq,
+    const struct outcome *o)
+{
+	json_t *j, *list;
+	size_t i;
+
+	j = json_pack("{s:s, s:s}", "status", o->status, "id", rq->id);
+	if (o->http >= 300 && o->reason[0])
+		json_object_set_new(j, "reason", json_string(o->reason));
+	if (o->has_reply) {
+		json_object_set_new(j, "code", json_integer(o->reply.code));
+		json_object_set_new(j, "enhanced", json_string(o->reply.enhanced));
+	}
+	if (o->list_rcpts) {
+		list = json_array();
+		for (i = 0; i < rq->env.nrcpt; i++) {
+			const struct rcpt *r = &rq->env.rcpts[i];
+			const char *st = r->reply.cls == REPLY_OK ? "delivered" :
+			    r->reply.cls == REPLY_PERM ? "rejected" : "deferred";
+
+			json_array_append_new(list, json_pack(
+			    "{s:s, s:s, s:i, s:s, s:s}", "rcpt", r->addr,
+			    "status", st, "code", r->reply.code,
+			    "enhanced", r->reply.enhanced,
+			    "message", r->reply.text));
+		}
+		json_object_set_new(j, "recipients", list);
+	}
+	return respond_json(con, rq, o->http, j, o->retry_after);
+}
+
+/* ---- header checks ------------------------------------------------- */
+
+struct hdr_scan {
+	int	 n_cl;
+	int	 n_te;
+	int	 bad_value;
+	char	 bad_name[64];
+};
+
+static enum MHD_Result
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+    size_t key_size, const char *value, size_t value_size)
+{
+	struct hdr_scan *s = cls;
+	size_t i;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		s->n_cl++;
+	if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		s->n_te++;
+	for (i = 0; value != NULL && i < value_size; i++) {
+		unsigned char c = (unsigned char)value[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			s->bad_value = 1;
+			snprintf(s->bad_name, sizeof(s->bad_name), "%.*s",
+			    (int)(key_size > 60 ? 60 : key_size), key);
+			return MHD_NO;
+		}
+	}
+	return MHD_YES;
+}
+
+static const char *
+header(struct MHD_Connection *con, const char *name)
+{
+	return MHD_lookup_connection_value(con, MHD_HEADER_KIND, name);
+}
+
+/* Content-Type is message/rfc822, parameters allowed. */
+static int
+ctype_ok(const char *ct)
+{
+	size_t n = strlen("message/rfc822");
+
+	if (ct == NULL)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	return strncasecmp(ct, "message/rfc822", n) == 0 &&
+	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Authentication headers and the timestamp window; 0 or a refusal. */
+static const char *
+check_auth_headers(struct MHD_Connection *con, struct request *rq)
+{
+	const char *kid = header(con, "Edgemail-Key-Id");
+	const char *ts = header(con, "Edgemail-Timestamp");
+	const char *sig = header(con, "Edgemail-Signature");
+	size_t len;
+	long long t;
+
+	if (kid == NULL || ts == NULL || sig == NULL)
+		return "missing Edgemail-Key-Id, Edgemail-Timestamp or "
+		    "Edgemail-Signature";
+	if (strlen(kid) >= sizeof(rq->key_id) ||
+	    keyring_find(api->keys, kid, &len) == NULL)
+		return "unknown key id";
+	if (strlen(ts) >= sizeof(rq->ts) || str_to_ll(ts, 0, INT64_MAX / 2, &t) != 0)
+		return "malformed Edgemail-Timestamp";
+	if (llabs(t - (long long)time(NULL)) > api->max_skew)
+		return "Edgemail-Timestamp outside the accepted window (check "
+		    "the clock)";
+	if (strlen(sig) != SIG_HEADER_LEN)
+		return "malformed Edgemail-Signature";
+	snprintf(rq->key_id, sizeof(rq->key_id), "%s", kid);
+	snprintf(rq->ts, sizeof(rq->ts), "%s", ts);
+	snprintf(rq->sig, sizeof(rq->sig), "%s", sig);
+	rq->ts_val = t;
+	return NULL;
+}
+
+static int
+idem_key_ok(const char *k)
+{
+	size_t i, n = strlen(k);
+
+	if (n == 0 || n > IDEM_KEY_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (k[i] < 0x21 || k[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+static enum MHD_Result
+messages_first_call(struct MHD_Connection *con, struct request *rq)
+{
+	struct hdr_scan hs;
+	const char *why, *cl, *idem, *query;
+	char err[300];
+	long long clen = -1;
+
+	memset(&hs, 0, sizeof(hs));
+	MHD_get_connection_values_n(con, MHD_HEADER_KIND, scan_header, &hs);
+	if (hs.bad_value) {
+		snprintf(err, sizeof(err), "control character in header %s",
+		    hs.bad_name);
+		return refuse(con, rq, 400, "bad_request", err, 0);
+	}
+	if (hs.n_cl > 1)
+		return refuse(con, rq, 400, "bad_request",
+		    "more than one Content-Length", 0);
+	if (hs.n_cl > 0 && hs.n_te > 0)
+		return refuse(con, rq, 400, "bad_request",
+		    "Content-Length together with Transfer-Encoding", 0);
+	if ((why = check_auth_headers(con, rq)) != NULL)
+		return refuse(con, rq, 401, "unauthorized", why, 0);
+	if (!ctype_ok(header(con, MHD_HTTP_HEADER_CONTENT_TYPE)))
+		return refuse(con, rq, 415, "unsupported_media_type",
+		    "Content-Type must be message/rfc822", 0);
+	if ((cl = header(con, MHD_HTTP_HEADER_CONTENT_LENGTH)) != NULL &&
+	    str_to_ll(cl, 0, INT64_MAX, &clen) != 0)
+		return refuse(con, rq, 400, "bad_request",
+		    "malformed Content-Length", 0);
+	if (clen > (long long)api->max_message_size) {
+		snprintf(err, sizeof(err), "message of %lld bytes is over the "
+		    "limit of %llu bytes", clen, api->max_message_size);
+		return refuse(con, rq, 413, "too_large", err, 0);
+	}
+	if ((idem = header(con, "Idempotency-Key")) != NULL) {
+		if (!idem_key_ok(idem))
+			return refuse(con, rq, 400, "bad_request",
+			    "Idempotency-Key must be 1-200 printable ASCII "
+			    "characters", 0);
+		snprintf(rq->idem, sizeof(rq->idem), "%s", idem);
+	}
+	query = strchr(rq->target, '?');
+	if (envelope_parse(query ? query + 1 : "", api->max_rcpts, &rq->env,
+	    err, sizeof(err)) != 0)
+		return refuse(con, rq, 400, "bad_request", err, 0);
+	if (ingest_init(&rq->in, api) != 0)
+		return refuse(con, rq, 503, "unavailable", "out of memory", 5);
+	rq->in_ready = 1;
+	rq->state = RQ_BODY;
+	return MHD_YES;
+}
+
+static enum MHD_Result
+messages_last_call(struct MHD_Connection *con, struct request *rq)
+{
+	char hex[SIG_HEX_LEN + 1], err[300];
+	struct buf canon;
+	struct outcome o;
+	const char *secret;
+	size_t slen;
+	int bad;
+
+	if (ingest_finish(&rq->in, api, hex) != 0)
+		return refuse(con, rq, 503, "unavailable", "hash failure", 5);
+	buf_init(&canon, TARGET_MAX + 1024);
+	sig_canonical(&canon, rq->ts, "POST", rq->target, rq->idem, hex);
+	secret = keyring_find(api->keys, rq->key_id, &slen);
+	bad = secret == NULL ||
+	    sig_check(secret, slen, canon.data, canon.len, rq->sig) != 0;
+	buf_free(&canon);
+	if (bad)
+		return refuse(con, rq, 401, "unauthorized", "bad signature", 0);
+	if (replay_check_and_add(api->replay, rq->sig + 3,
+	    rq->ts_val + api->max_skew + 1, (int64_t)time(NULL)) != 0)
+		return refuse(con, rq, 401, "unauthorized",
+		    "replayed signature", 0);
+	if (rq->in.too_big) {
+		snprintf(err, sizeof(err), "message or header section over "
+		    "the limit (max_message_size %llu, max_header_size %llu)",
+		    api->max_message_size, api->max_header_size);
+		return refuse(con, rq, 413, "too_large", err, 0);
+	}
+	if (rq->in.io_error) {
+		snprintf(err, sizeof(err), "cannot store the message: %s",
+		    strerror(rq->in.io_errno));
+		return refuse(con, rq, 503, "unavailable", err, 30);
+	}
+
+	memset(&o, 0, sizeof(o));
+	if (rq->watch)
+		rq->watch->busy = 1;
+	pipeline_deliver(api, rq->id, rq->key_id, &rq->env, &rq->in, &o);
+	if (rq->watch)
+		rq->watch->busy = 0;
+	log_info("id=%s event=done http=%u status=%s rcpts=%zu bytes=%" PRIu64
+	    " ms=%.1f", rq->id, o.http, o.status, rq->env.nrcpt, rq->in.raw_len,
+	    (now_secs() - rq->t_start) * 1000);
+	return respond_outcome(con, rq, &o);
+}
+
+/* ---- other endpoints ------------------------------------------------ */
+
+static enum MHD_Result
+serve_get(struct MHD_Connection *con, struct request *rq, const char *path)
+{
+	if (strcmp(path, "/healthz") == 0)
+		return respond_json(con, rq, 200, json_pack("{s:s}", "status",
+		    "ok"), 0);
+	if (strcmp(path, "/readyz") == 0) {
+		struct reply r;
+		json_t *j = json_object();
+		int ok = 1;
+
+		if (lmtp_pool_probe(api->lmtp, &r) != 0) {
+			ok = 0;
+			json_object_set_new(j, "lmtp", json_string(r.text));
+		} else
+			json_object_set_new(j, "lmtp", json_string("ok"));
+		if (access(api->spool_dir, W_OK) != 0) {
+			ok = 0;
+			json_object_set_new(j, "spool", json_string(strerror(errno)));
+		} else
+			json_object_set_new(j, "spool", json_string("ok"));
+		json_object_set_new(j, "status", json_string(ok ? "ready" :
+		    "unavailable"));
+		return respond_json(con, rq, ok ? 200 : 503, j, ok ? 0 : 5);
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		struct buf b;
+
+		buf_init(&b, 1024 * 1024);
+		metrics_render(&b);
+		return respond_raw(con, rq, 200,
+		    "text/plain; version=0.0.4; charset=utf-8",
+		    b.data ? b.data : calloc(1, 1), b.len, 0, NULL);
+	}
+	return refuse(con, rq, 404, "not_found", "no such endpoint", 0);
+}
+
+/* ---- libmicrohttpd callbacks ---------------------------------------- */
+
+static void *
+uri_log_cb(void *cls, const char *uri, struct MHD_Connection *con)
+{
+	struct request *rq;
+	const union MHD_ConnectionInfo *ci;
+
+	(void)cls;
+	if ((rq = calloc(1, sizeof(*rq))) == NULL)
+		return NULL;
+	rq->t_start = now_secs();
+	request_id(rq->id);
+	if (strlen(uri) > TARGET_MAX)
+		rq->target_too_long = 1;
+	else
+		rq->target = strdup(uri);
+	rq->in.fd = -1;
+	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci != NULL && ci->socket_context != NULL) {
+		rq->watch = ci->socket_context;
+		pthread_mutex_lock(&watch_lock);
+		rq->watch->req_start = rq->t_start;
+		pthread_mutex_unlock(&watch_lock);
+	}
+	return rq;
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *con, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct request *rq = *con_cls;
+	char path[256];
+	size_t plen;
+
+	(void)cls;
+	(void)url;
+	(void)version;
+	(void)upload_data;
+	if (rq == NULL)
+		return MHD_NO;
+	if (rq->state == RQ_NEW) {
+		if (rq->target == NULL)
+			return refuse(con, rq, 414, "bad_request",
+			    "request target too long", 0);
+		plen = strcspn(rq->target, "?");
+		snprintf(path, sizeof(path), "%.*s",
+		    (int)(plen < sizeof(path) ? plen : sizeof(path) - 1),
+		    rq->target);
+		if (strcmp(path, "/v1/messages") == 0) {
+			if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+				rq->http = 405;
+				return respond_raw(con, rq, 405,
+				    "application/json", strdup(
+				    "{\"status\":\"method_not_allowed\"}"),
+				    31, 0, "POST");
+			}
+			return messages_first_call(con, rq);
+		}
+		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+			return refuse(con, rq, 405, "method_not_allowed",
+			    "method not allowed", 0);
+		return serve_get(con, rq, path);
+	}
+	if (rq->state == RQ_DONE) {
+		/* A response is queued; discard the rest of any body. */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	/* RQ_BODY */
+	if (now_secs() - rq->t_start > (double)api->request_timeout) {
+		log_info("id=%s event=timeout phase=body bytes=%" PRIu64,
+		    rq->id, rq->in.raw_len);
+		return MHD_NO;
+	}
+	if (*upload_data_size > 0) {
+		if (ingest_feed(&rq->in, api, upload_data, *upload_data_size)
+		    != 0)
+			return MHD_NO;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return messages_last_call(con, rq);
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct request *rq = *con_cls;
+
+	(void)cls;
+	(void)con;
+	if (rq == NULL)
+		return;
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->http == 0)
+		rq->http = 499;
+	metrics_request(rq->http, now_secs() - rq->t_start, rq->in.raw_len);
+	if (rq->watch) {
+		pthread_mutex_lock(&watch_lock);
+		rq->watch->req_start = 0;
+		pthread_mutex_unlock(&watch_lock);
+	}
+	if (rq->in_ready)
+		ingest_free(&rq->in);
+	envelope_free(&rq->env);
+	free(rq->target);
+	free(rq);
+	*con_cls = NULL;
+}
+
+static void
+connection_cb(void *cls, struct MHD_Connection *con, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct watch *w;
+	const union MHD_ConnectionInfo *ci;
+
+	(void)cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		if ((w = calloc(1, sizeof(*w))) == NULL)
+			return;
+		ci = MHD_get_connection_info(con,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		w->fd = ci ? ci->connect_fd : -1;
+		w->req_start = now_secs();	/* the first request starts now */
+		pthread_mutex_lock(&watch_lock);
+		w->next = watch_head;
+		if (watch_head)
+			watch_head->prev = w;
+		watch_head = w;
+		pthread_mutex_unlock(&watch_lock);
+		*socket_context = w;
+	} else if ((w = *socket_context) != NULL) {
+		pthread_mutex_lock(&watch_lock);
+		if (w->prev)
+			w->prev->next = w->next;
+		else
+			watch_head = w->next;
+		if (w->next)
+			w->next->prev = w->prev;
+		pthread_mutex_unlock(&watch_lock);
+		free(w);
+		*socket_context = NULL;
+	}
+}
+
+static void *
+watchdog(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&watchdog_stop)) {
+		double now = now_secs();
+		struct watch *w;
+
+		pthread_mutex_lock(&watch_lock);
+		for (w = watch_head; w != NULL; w = w->next)
+			if (w->req_start > 0 && !w->busy && w->fd >= 0 &&
+			    now - w->req_start > (double)api->request_timeout) {
+				log_info("event=timeout phase=request fd=%d "
+				    "secs=%.0f", w->fd, now - w->req_start);
+				shutdown(w->fd, SHUT_RDWR);
+				w->req_start = 0;
+			}
+		pthread_mutex_unlock(&watch_lock);
+		usleep(250 * 1000);
+	}
+	return NULL;
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512], q[600];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	log_debug("event=httpd msg=%s", log_quote(msg, q, sizeof(q)));
+}
+
+/* "127.0.0.1:8443" or "[::1]:8443" into a socket address. */
+static int
+parse_listen(const char *spec, struct sockaddr_storage *ss)
+{
+	char host[256];
+	const char *colon;
+	long long port;
+	size_t hlen;
+
+	memset(ss, 0, sizeof(*ss));
+	if ((colon = strrchr(spec, ':')) == NULL ||
+	    str_to_ll(colon + 1, 1, 65535, &port) != 0)
+		return -1;
+	hlen = (size_t)(colon - spec);
+	if (hlen >= sizeof(host))
+		return -1;
+	memcpy(host, spec, hlen);
+	host[hlen] = '\0';
+	if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		host[hlen - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		return inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1 ? 0 : -1;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -1;
+	}
+}
+
+static char *
+read_file(const char *path)
+{
+	FILE *fp = fopen(path, "re");
+	struct buf b;
+	char chunk[4096];
+	size_t n;
+
+	if (fp == NULL)
+		return NULL;
+	buf_init(&b, 1024 * 1024);
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		if (buf_append(&b, chunk, n) != 0)
+			break;
+	fclose(fp);
+	return b.data;
+}
+
+static struct MHD_Daemon *
+start_daemon(const char *listen, int tls, char *cert, char *key)
+{
+	struct sockaddr_storage ss;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
+	    MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	long long maxconn = 256;
+	char err[256];
+
+	if (parse_listen(listen, &ss) != 0)
+		fatalx("bad listen address '%s' (want HOST:PORT)", listen);
+	if (conf_get_ll(api->conf, "api_max_connections", 1, 100000, &maxconn,
+	    err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (tls)
+		flags |= MHD_USE_TLS;
+	return MHD_start_daemon(flags, 0, NULL, NULL, access_cb, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)maxconn,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	    MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+	    MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+	    MHD_OPTION_NOTIFY_CONNECTION, connection_cb, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    /* Without TLS the list ends here. */
+	    tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, key,
+	    MHD_OPTION_HTTPS_PRIORITIES,
+	    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+	    MHD_OPTION_END);
+}
+
+int
+http_start(struct api *a)
+{
+	const char *tls_listen, *http_listen;
+	char *cert = NULL, *key = NULL;
+
+	api = a;
+	tls_listen = conf_get(api->conf, "api_listen");
+	http_listen = conf_get(api->conf, "api_http_listen");
+	if (tls_listen != NULL && tls_listen[0] != '\0') {
+		const char *cf = conf_get(api->conf, "tls_cert_file");
+		const char *kf = conf_get(api->conf, "tls_key_file");
+
+		if ((cert = read_file(cf)) == NULL)
+			fatalx("tls_cert_file %s: %s", cf, strerror(errno));
+		if ((key = read_file(kf)) == NULL)
+			fatalx("tls_key_file %s: %s", kf, strerror(errno));
+		if ((daemons[0] = start_daemon(tls_listen, 1, cert, key)) == NULL)
+			fatalx("cannot listen on %s (HTTPS)", tls_listen);
+		log_info("event=listening proto=https addr=%s", tls_listen);
+	}
+	if (http_listen != NULL && http_listen[0] != '\0') {
+		if ((daemons[1] = start_daemon(http_listen, 0, NULL, NULL)) == NULL)
+			fatalx("cannot listen on %s (HTTP)", http_listen);
+		log_info("event=listening proto=http addr=%s", http_listen);
+	}
+	if (daemons[0] == NULL && daemons[1] == NULL)
+		fatalx("neither api_listen nor api_http_listen is set");
+	tls_cert_pem = cert;	/* must outlive the daemon */
+	tls_key_pem = key;
+	if (pthread_create(&watchdog_tid, NULL, watchdog, NULL) != 0)
+		fatalx("cannot start the watchdog thread");
+	return 0;
+}
+
+void
+http_stop(void)
+{
+	size_t i;
+
+	for (i = 0; i < 2; i++)
+		if (daemons[i] != NULL) {
+			MHD_stop_daemon(daemons[i]);
+			daemons[i] = NULL;
+		}
+	atomic_store(&watchdog_stop, 1);
+	pthread_join(watchdog_tid, NULL);
+	if (tls_key_pem != NULL)
+		explicit_bzero(tls_key_pem, strlen(tls_key_pem));
+	free(tls_key_pem);
+	free(tls_cert_pem);
+	tls_key_pem = tls_cert_pem = NULL;
+}

@@ -1,0 +1,181 @@
+/*
+ * ingest.c - the request body as it streams in.
+ *
+ * No request ever holds a whole large message in memory: the body is kept
+ * in a small buffer and spilled to an unlinked file in the spool directory
+ * (O_TMPFILE) once it passes INGEST_MEM_MAX.  On the way in we
+ *   - hash the raw bytes (the signature covers them exactly as sent),
+ *   - normalise line ends to CRLF once (LMTP and SMTP need it),
+ *   - keep the header section in memory (bounded by max_header_size),
+ *     since the pipeline reads and rewrites header fields,
+ *   - note whether there are 8-bit bytes (BODY=8BITMIME).
+ * Going over max_message_size only sets a flag: the HTTP layer cannot
+ * answer in the middle of an upload, so it drains and answers 413.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "lib/log.h"
+
+#define INGEST_MEM_MAX	(64 * 1024)
+
+int
+ingest_init(struct ingest *in, const struct api *api)
+{
+	memset(in, 0, sizeof(*in));
+	in->fd = -1;
+	if ((in->sha = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(in->sha, EVP_sha256(), NULL) != 1)
+		return -1;
+	crlf_init(&in->crlf);
+	buf_init(&in->hdr, (size_t)api->max_header_size);
+	buf_init(&in->body, INGEST_MEM_MAX);
+	return 0;
+}
+
+void
+ingest_free(struct ingest *in)
+{
+	EVP_MD_CTX_free(in->sha);
+	in->sha = NULL;
+	buf_free(&in->hdr);
+	buf_free(&in->body);
+	if (in->fd >= 0)
+		close(in->fd);
+	in->fd = -1;
+	free(in->scratch);
+	in->scratch = NULL;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+spill_open(struct ingest *in, const struct api *api)
+{
+	in->fd = open(api->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (in->fd < 0)
+		return -1;
+	if (write_all(in->fd, in->body.data, in->body.len) != 0)
+		return -1;
+	buf_free(&in->body);
+	return 0;
+}
+
+/* Append normalised body bytes to memory or the spill file. */
+static void
+body_put(struct ingest *in, const struct api *api, const char *p, size_t n)
+{
+	if (in->io_error || n == 0)
+		return;
+	in->body_len += (off_t)n;
+	if (in->fd < 0 && buf_append(&in->body, p, n) == 0)
+		return;
+	if ((in->fd < 0 && spill_open(in, api) != 0) ||
+	    write_all(in->fd, p, n) != 0) {
+		in->io_error = 1;
+		in->io_errno = errno;
+	}
+}
+
+/* Move normalised bytes into the header section until its blank line. */
+static size_t
+hdr_put(struct ingest *in, const char *p, size_t n)
+{
+	size_t used = 0;
+
+	while (used < n && !in->in_body) {
+		const char *nl = memchr(p + used, '\n', n - used);
+		size_t seg = nl ? (size_t)(nl - (p + used)) + 1 : n - used;
+		size_t line_start;
+
+		/* Where does the line we are completing start? */
+		line_start = in->hdr.len;
+		while (line_start > 0 && in->hdr.data[line_start - 1] != '\n')
+			line_start--;
+		if (buf_append(&in->hdr, p + used, seg) != 0) {
+			in->too_big = 1;
+			return n;
+		}
+		used += seg;
+		if (nl != NULL && in->hdr.len - line_start == 2)
+			in->in_body = 1;	/* the empty line "\r\n" */
+	}
+	return used;
+}
+
+int
+ingest_feed(struct ingest *in, const struct api *api, const char *p, size_t n)
+{
+	size_t out, used;
+
+	in->raw_len += n;
+	if (EVP_DigestUpdate(in->sha, p, n) != 1)
+		return -1;
+	if (in->too_big || in->raw_len > api->max_message_size) {
+		in->too_big = 1;
+		return 0;		/* keep hashing nothing more; drain */
+	}
+	if (!in->eightbit) {
+		size_t i;
+
+		for (i = 0; i < n; i++)
+			if ((unsigned char)p[i] & 0x80) {
+				in->eightbit = 1;
+				break;
+			}
+	}
+	if (in->scratch_cap < 2 * n + 2) {
+		free(in->scratch);
+		in->scratch_cap = 2 * n + 2;
+		if ((in->scratch = malloc(in->scratch_cap)) == NULL) {
+			in->scratch_cap = 0;
+			return -1;
+		}
+	}
+	out = crlf_convert(&in->crlf, p, n, in->scratch);
+	used = in->in_body ? 0 : hdr_put(in, in->scratch, out);
+	body_put(in, api, in->scratch + used, out - used);
+	return 0;
+}
+
+int
+ingest_finish(struct ingest *in, const struct api *api, char *sha256_hex)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char tail[4];
+	size_t n;
+
+	if (EVP_DigestFinal_ex(in->sha, md, &mdlen) != 1)
+		return -1;
+	hex_encode(md, mdlen, sha256_hex);
+	if (in->too_big)
+		return 0;
+	n = crlf_finish(&in->crlf, tail);
+	if (n > 0) {
+		if (in->in_body)
+			body_put(in, api, tail, n);
+		else if (buf_append(&in->hdr, tail, n) != 0)
+			in->too_big = 1;
+	}
+	return 0;
+}

@@ -1,0 +1,147 @@
+/*
+ * main.c - edgemail-api: start-up and shutdown.
+ *
+ *   edgemail-api [-c CONFIG] [-o key=value]... [-t]
+ *
+ * Reads the configuration (DESIGN section 3), the HMAC keyring and the TLS
+ * certificate, starts the HTTPS (and optional plain HTTP) listeners and
+ * runs until SIGINT/SIGTERM.  -t only checks the configuration.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "auth/sig.h"
+#include "lib/conf.h"
+#include "lib/log.h"
+#include "lmtp/pool.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: edgemail-api [-c CONFIG] [-o key=value]... [-t]\n");
+	exit(2);
+}
+
+static void
+conf_or_die(int rc, const char *err)
+{
+	if (rc != 0)
+		fatalx("config: %s", err);
+}
+
+static void
+load_settings(struct api *api)
+{
+	struct conf *c = api->conf;
+	struct lmtp_server srv;
+	long long timeout, maxconn;
+	const char *s;
+	char err[512];
+
+	conf_or_die(conf_get_size(c, "max_message_size", &api->max_message_size,
+	    err, sizeof(err)), err);
+	conf_or_die(conf_get_size(c, "max_header_size", &api->max_header_size,
+	    err, sizeof(err)), err);
+	conf_or_die(conf_get_ll(c, "max_recipients", 1, API_MAX_RCPTS_HARD,
+	    &api->max_rcpts, err, sizeof(err)), err);
+	conf_or_die(conf_get_duration(c, "signature_max_skew", &api->max_skew,
+	    err, sizeof(err)), err);
+	conf_or_die(conf_get_duration(c, "request_timeout",
+	    &api->request_timeout, err, sizeof(err)), err);
+	conf_or_die(conf_get_duration(c, "lmtp_timeout", &timeout, err,
+	    sizeof(err)), err);
+	conf_or_die(conf_get_ll(c, "lmtp_max_connections", 1, 1024, &maxconn,
+	    err, sizeof(err)), err);
+
+	snprintf(api->hostname, sizeof(api->hostname), "%s",
+	    conf_get(c, "hostname"));
+	snprintf(api->authserv_id, sizeof(api->authserv_id), "%s",
+	    conf_get(c, "authserv_id"));
+	snprintf(api->spool_dir, sizeof(api->spool_dir), "%s",
+	    conf_get(c, "spool_dir"));
+
+	s = conf_get(c, "hmac_keys_file");
+	if ((api->keys = keyring_load(s, err, sizeof(err))) == NULL)
+		fatalx("hmac keys: %s", err);
+	s = conf_get(c, "lmtp_server");
+	if (lmtp_server_parse(s, &srv) != 0)
+		fatalx("config: bad lmtp_server '%s'", s);
+	api->lmtp = lmtp_pool_new(&srv, api->hostname, (int)timeout * 1000,
+	    (unsigned)maxconn, 20);
+	if ((api->replay = replay_new()) == NULL || api->lmtp == NULL)
+		fatalx("out of memory");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct api api;
+	const char *config = "/var/lib/edgemail/edgemail.conf";
+	char *overrides[64];
+	int noverrides = 0, check_only = 0, ch, i, sig;
+	char err[512];
+	sigset_t set;
+
+	while ((ch = getopt(argc, argv, "c:o:th")) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'o':
+			if (noverrides == 64)
+				usage();
+			overrides[noverrides++] = optarg;
+			break;
+		case 't':
+			check_only = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	log_init("edgemail-api", LOG_LVL_INFO);
+	memset(&api, 0, sizeof(api));
+	api.conf = conf_new();
+	if (access(config, F_OK) == 0 || errno != ENOENT)
+		conf_or_die(conf_load(api.conf, config, err, sizeof(err)), err);
+	for (i = 0; i < noverrides; i++)
+		conf_or_die(conf_set_line(api.conf, overrides[i], err,
+		    sizeof(err)), err);
+	if (strcmp(conf_get(api.conf, "log_level"), "debug") == 0)
+		log_set_level(LOG_LVL_DEBUG);
+	load_settings(&api);
+	if (check_only) {
+		printf("configuration ok\n");
+		return 0;
+	}
+
+	/* Signals are taken synchronously by this thread; every other
+	 * thread inherits the blocked mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+
+	http_start(&api);
+	log_info("event=started pid=%d max_message_size=%llu keys=%zu",
+	    (int)getpid(), api.max_message_size, keyring_count(api.keys));
+	while (sigwait(&set, &sig) != 0)
+		;
+	log_info("event=stopping signal=%d", sig);
+	http_stop();
+	lmtp_pool_free(&api.lmtp);
+	replay_free(&api.replay);
+	keyring_free(&api.keys);
+	conf_free(&api.conf);
+	return 0;
+}

@@ -1,0 +1,182 @@
+/*
+ * pipeline.c - what happens to an authenticated message: the header
+ * fields we add and remove, delivery of all recipients in one LMTP
+ * transaction, and the outcome as an HTTP answer (DESIGN section 4).
+ *
+ * Classes never change on the way: an LMTP 4xx stays TEMP (HTTP 503, the
+ * sender retries), a 5xx stays PERM (per recipient in a 200, or 422 when
+ * every recipient is refused).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "lib/hdr.h"
+#include "lib/log.h"
+#include "lmtp/pool.h"
+
+void
+outcome_set(struct outcome *out, unsigned http, const char *status,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	out->http = http;
+	out->status = status;
+	va_start(ap, fmt);
+	vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Is this Authentication-Results field one that claims to be ours? */
+static int
+ar_claims_us(const struct api *api, const struct hdr_field *f)
+{
+	const char *v = f->value, *end = f->value + f->value_len;
+	size_t idlen = strlen(api->authserv_id), n;
+
+	while (v < end && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n'))
+		v++;
+	n = 0;
+	while (v + n < end && v[n] != ';' && v[n] != ' ' && v[n] != '\t' &&
+	    v[n] != '\r' && v[n] != '\n')
+		n++;
+	return n == idlen && strncasecmp(v, api->authserv_id, idlen) == 0;
+}
+
+/*
+ * The fields we put on top, then the message's own header section with
+ * any forged Authentication-Results for our authserv-id removed.
+ */
+static int
+build_prefix(struct api *api, const char *req_id, const char *key_id,
+    const struct envelope *env, const struct ingest *in, struct buf *out)
+{
+	char date[64];
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t pos = 0, copied = 0;
+	struct hdr_field f;
+	int rc;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (buf_printf(out, "Received: from api-client (key %s)\r\n"
+	    "\tby %s (edgemail-api) with HTTPS id %s%s%s%s;\r\n\t%s\r\n",
+	    key_id, api->hostname, req_id,
+	    env->nrcpt == 1 ? "\r\n\tfor <" : "",
+	    env->nrcpt == 1 ? env->rcpts[0].addr : "",
+	    env->nrcpt == 1 ? ">" : "", date) != 0)
+		return -1;
+	if (buf_printf(out, "Authentication-Results: %s; none\r\n",
+	    api->authserv_id) != 0)
+		return -1;
+	while ((rc = hdr_next(in->hdr.data, in->hdr.len, &pos, &f)) == 1) {
+		if (hdr_is(&f, "Authentication-Results") && ar_claims_us(api, &f)) {
+			if (buf_append(out, in->hdr.data + copied,
+			    f.start - copied) != 0)
+				return -1;
+			copied = f.end;
+		}
+	}
+	return buf_append(out, in->hdr.data + copied, in->hdr.len - copied);
+}
+
+void
+pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
+    struct envelope *env, struct ingest *in, struct outcome *out)
+{
+	struct buf prefix;
+	struct lmtp_msg m;
+	const char **rcpts;
+	struct reply *replies;
+	size_t i, nok = 0, ntemp = 0, nperm = 0;
+	const struct reply *first_temp = NULL, *first_perm = NULL;
+
+	rcpts = calloc(env->nrcpt, sizeof(*rcpts));
+	replies = calloc(env->nrcpt, sizeof(*replies));
+	if (rcpts == NULL || replies == NULL) {
+		free(rcpts);
+		free(replies);
+		outcome_set(out, 503, "unavailable", "out of memory");
+		out->retry_after = 5;
+		return;
+	}
+	buf_init(&prefix, (size_t)api->max_header_size + 4096);
+	if (build_prefix(api, req_id, key_id, env, in, &prefix) != 0) {
+		buf_free(&prefix);
+		free(rcpts);
+		free(replies);
+		outcome_set(out, 413, "too_large", "header section too large");
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.prefix = prefix.data;
+	m.prefix_len = prefix.len;
+	m.eightbit = in->eightbit;
+	m.fd = in->fd;
+	if (in->fd >= 0) {
+		m.off = 0;
+		m.len = in->body_len;
+	} else {
+		m.mem = in->body.data ? in->body.data : "";
+		m.mem_len = in->body.len;
+	}
+	for (i = 0; i < env->nrcpt; i++)
+		rcpts[i] = env->rcpts[i].addr;
+
+	lmtp_pool_send(api->lmtp, env->mail_from, rcpts, env->nrcpt, &m,
+	    replies);
+	buf_free(&prefix);
+
+	for (i = 0; i < env->nrcpt; i++) {
+		char q[320];
+
+		env->rcpts[i].reply = replies[i];
+		switch (replies[i].cls) {
+		case REPLY_OK:
+			nok++;
+			break;
+		case REPLY_TEMP:
+			ntemp++;
+			if (first_temp == NULL)
+				first_temp = &env->rcpts[i].reply;
+			break;
+		case REPLY_PERM:
+			nperm++;
+			if (first_perm == NULL)
+				first_perm = &env->rcpts[i].reply;
+			break;
+		}
+		log_info("id=%s event=rcpt rcpt=%s class=%s code=%d enhanced=%s "
+		    "text=%s", req_id, env->rcpts[i].addr,
+		    reply_class_name(replies[i].cls), replies[i].code,
+		    replies[i].enhanced[0] ? replies[i].enhanced : "-",
+		    log_quote(replies[i].text, q, sizeof(q)));
+	}
+	free(rcpts);
+	free(replies);
+	metrics_delivery(MD_DELIVERED, (unsigned)nok);
+	metrics_delivery(MD_TEMP, (unsigned)ntemp);
+	metrics_delivery(MD_PERM, (unsigned)nperm);
+
+	out->list_rcpts = 1;
+	if (ntemp > 0) {
+		outcome_set(out, 503, "unavailable", "%d %s %s", first_temp->code,
+		    first_temp->enhanced, first_temp->text);
+		out->reply = *first_temp;
+		out->has_reply = 1;
+		out->retry_after = 60;
+	} else if (nok > 0) {
+		outcome_set(out, 200, "delivered", "%s", "");
+	} else {
+		outcome_set(out, 422, "rejected", "%d %s %s", first_perm->code,
+		    first_perm->enhanced, first_perm->text);
+		out->reply = *first_perm;
+		out->has_reply = 1;
+	}
+}
