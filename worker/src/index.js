@@ -100,14 +100,10 @@ function log_line(fields) {
 	console.log(JSON.stringify({ event: "email", ...fields }));
 }
 
-/* Read at most limit characters of a response body; "" on any error. */
+/* The response body, at most limit characters (the API's are small). */
 async function body_text(res, limit) {
-	try {
-		const text = await res.text();
-		return text.length > limit ? text.slice(0, limit) : text;
-	} catch {
-		return "";
-	}
+	const text = await res.text();
+	return text.length > limit ? text.slice(0, limit) : text;
 }
 
 export async function handle_email(message, env) {
