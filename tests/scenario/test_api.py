@@ -1,0 +1,346 @@
+"""test_api.py - edgemail-api against a real Dovecot (DESIGN section 4).
+
+Proves the HTTP contract v1 end to end: a signed POST is delivered and
+read back over IMAP with our headers; per-recipient outcomes; every
+refusal class (400/401/413/415/422/503) with nothing left in any mailbox;
+framing attacks that libmicrohttpd lets through are refused; the
+per-request deadline cuts slow clients.
+"""
+import os
+import socket
+import ssl
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import check, eq, test  # noqa: E402
+import apiclient  # noqa: E402
+from stack import Stack  # noqa: E402
+
+PW = "bench-pass-123"
+USERS = ["u%02d@example.test" % i for i in range(20)]
+
+MSG = (b"From: Sender <a@sender.test>\r\n"
+       b"To: <demo@example.test>\r\n"
+       b"Subject: hello\r\n"
+       b"Message-ID: <%d@sender.test>\r\n"
+       b"\r\n"
+       b"hello world\r\n")
+
+
+def msg(tag=None):
+    return MSG % (tag if tag is not None else time.time_ns())
+
+
+def post(s, body, key_id=None, secret=None, **kw):
+    return apiclient.post(s.api_port, s.ca, key_id or s.key_id,
+                          secret or s.secret, body, **kw)
+
+
+def total_mail(s):
+    return sum(s.maildir_count(u) for u in ["demo@example.test"] + USERS)
+
+
+def setup():
+    s = Stack("api")
+    s.start_dovecot()
+    for u in USERS:
+        s.add_user(u, PW)
+    s.start_api({"request_timeout": "3s", "max_message_size": "1M"})
+    return s
+
+
+def teardown(s):
+    s.stop()
+
+
+def refused(s, status, body=None, **kw):
+    """POST that must be refused with `status` and store nothing."""
+    before = total_mail(s)
+    code, j, _ = post(s, body if body is not None else msg(), **kw)
+    eq(code, status, "HTTP status (%s)" % j)
+    check(isinstance(j, dict) and j.get("id") and j.get("status"),
+          "JSON body with status and id: %r" % (j,))
+    check(j.get("reason"), "a reason is given: %r" % (j,))
+    eq(total_mail(s), before, "messages stored")
+    return j
+
+
+def raw(s, data, timeout=5):
+    """Send raw bytes over TLS; return the raw response (b'' if closed)."""
+    ctx = ssl.create_default_context(cafile=s.ca)
+    with socket.create_connection(("127.0.0.1", s.api_port), timeout=timeout) as sock:
+        with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as t:
+            t.sendall(data)
+            out = b""
+            try:
+                while True:
+                    chunk = t.recv(65536)
+                    if not chunk:
+                        break
+                    out += chunk
+                    if b"\r\n\r\n" in out and b"}" in out:
+                        break
+            except (socket.timeout, ssl.SSLError, ConnectionResetError):
+                pass
+            return out
+
+
+def status_of(resp):
+    try:
+        return int(resp.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+@test
+def signed_post_is_delivered_and_read_back_over_imap(s):
+    body = (b"From: <a@sender.test>\r\nTo: <demo@example.test>\r\n"
+            b"Subject: read back\r\nMessage-ID: <rb@sender.test>\r\n"
+            b"Authentication-Results: mx.example.test; dkim=pass header.d=forged\r\n"
+            b"\r\nline one\r\n..starts with a dot\r\n\xc3\xa9t\xc3\xa9 8-bit\r\n")
+    code, j, _ = post(s, body, rcpts=["demo@example.test"])
+    eq(code, 200, "status %r" % (j,))
+    eq(j["status"], "delivered", "status field")
+    eq(j["recipients"][0]["status"], "delivered", "recipient status")
+    eq(j["recipients"][0]["code"], 250, "recipient code")
+    msgs = [m for m in s.imap_messages("demo@example.test", s.demo_password)
+            if b"Subject: read back" in m]
+    eq(len(msgs), 1, "copies in INBOX")
+    m = msgs[0]
+    check(b"(edgemail-api) with HTTPS id " + j["id"].encode() in m,
+          "Received names the API and the request id")
+    check(b"Authentication-Results: mx.example.test; none" in m,
+          "our Authentication-Results is present")
+    check(b"header.d=forged" not in m, "forged A-R with our authserv-id removed")
+    check(b"\r\n..starts with a dot\r\n" in m, "dot-stuffed line intact")
+    check(b"\xc3\xa9t\xc3\xa9 8-bit" in m, "8-bit body intact")
+
+
+@test
+def bare_lf_message_is_stored_with_crlf(s):
+    body = b"From: <a@sender.test>\nSubject: bare lf\n\nline\nline2\n"
+    code, j, _ = post(s, body)
+    eq(code, 200, "status %r" % (j,))
+    m = [m for m in s.imap_messages("demo@example.test", s.demo_password)
+         if b"Subject: bare lf" in m][0]
+    check(b"Subject: bare lf\r\n\r\nline\r\nline2\r\n" in m, "CRLF line ends: %r" % m[-60:])
+
+
+@test
+def twenty_recipients_in_one_request(s):
+    before = [s.maildir_count(u) for u in USERS]
+    code, j, _ = post(s, msg(), rcpts=USERS)
+    eq(code, 200, "status %r" % (j,))
+    eq(len(j["recipients"]), 20, "recipients listed")
+    check(all(r["status"] == "delivered" for r in j["recipients"]), "all delivered")
+    after = [s.maildir_count(u) for u in USERS]
+    eq([a - b for a, b in zip(after, before)], [1] * 20, "one copy each")
+
+
+@test
+def unknown_recipient_is_rejected_per_recipient(s):
+    code, j, _ = post(s, msg(), rcpts=["demo@example.test", "nobody@example.test"])
+    eq(code, 200, "status %r" % (j,))
+    r = {x["rcpt"]: x for x in j["recipients"]}
+    eq(r["demo@example.test"]["status"], "delivered", "known recipient")
+    eq(r["nobody@example.test"]["status"], "rejected", "unknown recipient")
+    eq(r["nobody@example.test"]["code"], 550, "code")
+    eq(r["nobody@example.test"]["enhanced"], "5.1.1", "enhanced code")
+
+
+@test
+def all_recipients_unknown_gives_422(s):
+    j = refused(s, 422, rcpts=["nobody@example.test", "ghost@example.test"])
+    eq(j["status"], "rejected", "status")
+    eq(j["code"], 550, "code")
+    eq(j["enhanced"], "5.1.1", "enhanced")
+
+
+@test
+def null_sender_is_accepted(s):
+    code, j, _ = post(s, msg(), mail_from="")
+    eq(code, 200, "status %r" % (j,))
+
+
+@test
+def unsigned_request_gives_401(s):
+    refused(s, 401, headers={"Edgemail-Signature": None})
+
+
+@test
+def wrong_signature_gives_401(s):
+    refused(s, 401, secret="x" * 32)
+
+
+@test
+def unknown_key_id_gives_401(s):
+    refused(s, 401, key_id="nosuchkey")
+
+
+@test
+def stale_timestamp_gives_401(s):
+    refused(s, 401, ts=int(time.time()) - 301)
+
+
+@test
+def future_timestamp_gives_401(s):
+    refused(s, 401, ts=int(time.time()) + 301)
+
+
+@test
+def body_altered_after_signing_gives_401(s):
+    refused(s, 401, raw_override=msg(1) + b"tampered\r\n", body=msg(1))
+
+
+@test
+def replayed_signature_gives_401(s):
+    ts = int(time.time())
+    body = msg(42)
+    code, j, _ = post(s, body, ts=ts)
+    eq(code, 200, "first request %r" % (j,))
+    j = refused(s, 401, body=body, ts=ts)
+    check("replay" in j["reason"], "reason names the replay: %r" % j["reason"])
+
+
+@test
+def oversize_content_length_gives_413_before_body(s):
+    # Headers only: the server must answer without waiting for the body.
+    code, j, _ = post(s, b"x" * 10, content_length=1024 * 1024 + 1, send_body=False)
+    eq(code, 413, "status %r" % (j,))
+    eq(j["status"], "too_large", "status field")
+    eq(j["limit"], 1024 * 1024, "limit")
+
+
+@test
+def oversize_chunked_body_gives_413(s):
+    big = b"Subject: big\r\n\r\n" + b"y" * (1024 * 1024 + 100)
+    refused(s, 413, body=big, chunked=True)
+
+
+@test
+def duplicate_content_length_gives_400(s):
+    refused(s, 400, extra_raw_headers=[("Content-Length", None)])
+
+
+@test
+def content_length_with_transfer_encoding_gives_400(s):
+    refused(s, 400, extra_raw_headers=[("Transfer-Encoding", "chunked")])
+
+
+@test
+def control_character_in_header_value_gives_400(s):
+    refused(s, 400, headers={"X-Junk": "a\x01b"})
+
+
+@test
+def wrong_content_type_gives_415(s):
+    refused(s, 415, content_type="application/json")
+
+
+@test
+def missing_rcpt_gives_400(s):
+    refused(s, 400, rcpts=[])
+
+
+@test
+def malformed_rcpt_gives_400(s):
+    refused(s, 400, rcpts=["not-an-address"])
+
+
+@test
+def missing_mail_from_gives_400(s):
+    refused(s, 400, mail_from=None)
+
+
+@test
+def malformed_mail_from_gives_400(s):
+    refused(s, 400, mail_from="a@@b")
+
+
+@test
+def bad_percent_escape_gives_400(s):
+    refused(s, 400, target="/v1/messages?mail_from=a%4&rcpt=demo%40example.test")
+
+
+@test
+def unknown_query_parameter_gives_400(s):
+    refused(s, 400, target="/v1/messages?mail_from=&rcpt=demo%40example.test&x=1")
+
+
+@test
+def bad_idempotency_key_gives_400(s):
+    refused(s, 400, idem="has space")
+
+
+@test
+def get_on_messages_gives_405_and_unknown_path_404(s):
+    r = raw(s, b"GET /v1/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    eq(status_of(r), 405, "GET /v1/messages")
+    r = raw(s, b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    eq(status_of(r), 404, "GET /nope")
+
+
+@test
+def slow_client_is_cut_at_the_request_deadline(s):
+    # request_timeout = 3s: a client trickling its headers loses the connection.
+    ctx = ssl.create_default_context(cafile=s.ca)
+    start = time.time()
+    closed = False
+    with socket.create_connection(("127.0.0.1", s.api_port), timeout=10) as sock:
+        with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as t:
+            t.settimeout(1)
+            req = b"POST /v1/messages?mail_from=&rcpt=demo%40example.test HTTP/1.1\r\nHost: x\r\n"
+            for i in range(30):
+                try:
+                    t.sendall(req[i:i + 1] if i < len(req) else b"X")
+                    time.sleep(0.5)
+                except (OSError, ssl.SSLError):
+                    closed = True
+                    break
+                try:
+                    if t.recv(1) == b"":
+                        closed = True
+                        break
+                except socket.timeout:
+                    pass
+                except (OSError, ssl.SSLError):
+                    closed = True
+                    break
+    elapsed = time.time() - start
+    check(closed, "connection still open after %.1fs" % elapsed)
+    check(elapsed < 8, "cut after %.1fs (deadline 3s)" % elapsed)
+
+
+@test
+def metrics_and_health_endpoints(s):
+    r = raw(s, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    eq(status_of(r), 200, "metrics")
+    check(b'edgemail_api_requests_total{code="200"}' in r, "request counter")
+    check(b'edgemail_api_deliveries_total{class="delivered"}' in r, "delivery counter")
+    check(b"edgemail_api_request_duration_seconds_bucket" in r, "histogram")
+    r = raw(s, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    eq(status_of(r), 200, "healthz")
+    r = raw(s, b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    eq(status_of(r), 200, "readyz")
+
+
+@test
+def dovecot_stopped_gives_503_with_retry_after(s):
+    s.stop_dovecot()
+    try:
+        code, j, h = post(s, msg())
+        eq(code, 503, "status %r" % (j,))
+        eq(j["status"], "unavailable", "status field")
+        check(int(h.get("Retry-After", "0")) > 0, "Retry-After header: %r" % h)
+        r = raw(s, b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        eq(status_of(r), 503, "readyz while Dovecot is down")
+    finally:
+        s.start_dovecot()
+    code, j, _ = post(s, msg())
+    eq(code, 200, "after Dovecot is back %r" % (j,))
+
+
+if __name__ == "__main__":
+    harness.main(setup, teardown, only=os.environ.get("ONLY"))
