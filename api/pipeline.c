@@ -72,6 +72,9 @@ build_prefix(struct api *api, const char *req_id, const char *key_id,
 	    env->nrcpt == 1 ? env->rcpts[0].addr : "",
 	    env->nrcpt == 1 ? ">" : "", date) != 0)
 		return -1;
+	/* HOOK(checks): the inbound checks (DKIM/DMARC/ARC, spam, virus)
+	 * replace this line with their Authentication-Results and X-Spam-*
+	 * fields. */
 	if (buf_printf(out, "Authentication-Results: %s; none\r\n",
 	    api->authserv_id) != 0)
 		return -1;
@@ -126,6 +129,8 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		m.mem = in->body.data ? in->body.data : "";
 		m.mem_len = in->body.len;
 	}
+	/* HOOK(directory): recipients are resolved through the directory
+	 * (aliases, groups, suspended mailboxes) before this point. */
 	for (i = 0; i < env->nrcpt; i++)
 		rcpts[i] = env->rcpts[i].addr;
 
