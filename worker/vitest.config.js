@@ -1,6 +1,7 @@
 /*
  * vitest.config.js - run the tests inside workerd, the Workers runtime,
- * with the bindings of wrangler.toml (tests override env per case).
+ * with src/index.js loaded as the Worker (so its exports are checked)
+ * and the bindings of wrangler.toml (tests override env per case).
  */
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
@@ -9,6 +10,7 @@ export default defineConfig({
 	plugins: [
 		cloudflareTest({
 			wrangler: { configPath: "./wrangler.toml" },
+			main: "./src/index.js",
 			miniflare: {
 				bindings: { HMAC_SECRET: "test-secret" },
 			},

@@ -1,11 +1,10 @@
 /*
- * index.js - the edgemail Cloudflare Email Worker.
+ * deliver.js - hand one incoming message to edgemail-api.
  *
- * Email Routing calls email(message, env, ctx) once per recipient.  The
- * Worker reads the raw message once into one buffer, hashes it, signs the
- * request (sign.js) and POSTs the same buffer to edgemail-api
- * (POST /v1/messages, DESIGN.md section 4).  The API's answer decides what
- * the sending MTA sees (outcome.js):
+ * Reads the raw message once into one buffer, hashes it, signs the request
+ * (sign.js) and POSTs the same buffer to edgemail-api (POST /v1/messages,
+ * DESIGN.md section 4).  The API's answer decides what the sending MTA
+ * sees (outcome.js):
  *
  *   2xx                      done: the message is stored
  *   400 409 413 415 422      message.setReject(reason): a permanent bounce
@@ -96,6 +95,15 @@ function envelope_from(from) {
 	return f === "<>" ? "" : f.replace(/^<(.*)>$/, "$1");
 }
 
+/*
+ * setReject is synchronous at the edge; under `wrangler dev` the message
+ * is an RPC stub whose setReject returns a promise that must settle
+ * before the handler returns, or the rejection is lost.
+ */
+async function reject(message, reason) {
+	await message.setReject(reason);
+}
+
 function log_line(fields) {
 	console.log(JSON.stringify({ event: "email", ...fields }));
 }
@@ -106,7 +114,7 @@ async function body_text(res, limit) {
 	return text.length > limit ? text.slice(0, limit) : text;
 }
 
-export async function handle_email(message, env) {
+export async function deliver_email(message, env) {
 	const started = Date.now();
 	const rcpt = String(message.to || "");
 	const max_bytes = int_var(env.MAX_BYTES, DEFAULT_MAX_BYTES);
@@ -116,7 +124,7 @@ export async function handle_email(message, env) {
 	    outcome, ms: Date.now() - started, ...extra });
 
 	if (size > max_bytes) {
-		message.setReject(TOO_BIG);
+		await reject(message, TOO_BIG);
 		log(0, "reject", { reason: TOO_BIG });
 		return;
 	}
@@ -129,7 +137,7 @@ export async function handle_email(message, env) {
 
 	const body = await read_raw(message.raw, size, max_bytes);
 	if (body === null) {
-		message.setReject(TOO_BIG);
+		await reject(message, TOO_BIG);
 		log(0, "reject", { reason: TOO_BIG });
 		return;
 	}
@@ -185,7 +193,7 @@ export async function handle_email(message, env) {
 	}
 	if (outcome === "reject") {
 		const reason = reject_reason(res.status, json);
-		message.setReject(reason);
+		await reject(message, reason);
 		log(res.status, "reject", { id, reason });
 		return;
 	}
@@ -194,9 +202,3 @@ export async function handle_email(message, env) {
 	log(res.status, "retry", { id, error: why });
 	throw new Error(why + "; try again later");
 }
-
-export default {
-	async email(message, env, ctx) {
-		await handle_email(message, env, ctx);
-	},
-};

@@ -5,7 +5,9 @@
  * the sender retries).
  */
 import { describe, it, expect, vi, beforeEach, afterEach } from "vitest";
-import worker, { TOO_BIG } from "../src/index.js";
+import worker from "../src/index.js";
+import * as entry from "../src/index.js";
+import { TOO_BIG } from "../src/deliver.js";
 
 const API = "https://api.mail.test";
 const SECRET = "k1-0123456789abcdef0123456789abcdef";
@@ -131,6 +133,15 @@ beforeEach(() => {
 });
 afterEach(() => {
 	vi.restoreAllMocks();
+});
+
+describe("entry", () => {
+	it("main module exports the email handler only", () => {
+		/* workerd refuses to start on any other named export */
+		expect(Object.keys(entry)).toEqual(["default"]);
+		expect(Object.keys(worker)).toEqual(["email"]);
+		expect(typeof worker.email).toBe("function");
+	});
 });
 
 describe("request", () => {
