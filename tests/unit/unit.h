@@ -21,6 +21,7 @@ static int unit_failed;
 		printf(" (%s:%d)\n", __FILE__, __LINE__);		\
 		unit_failed++;						\
 	}								\
+	fflush(stdout);							\
 } while (0)
 
 static inline int
