@@ -130,9 +130,9 @@ export async function deliver_email(message, env) {
 	}
 	if (!env.API_URL || !env.KEY_ID || !env.HMAC_SECRET) {
 		/* A configuration mistake is fixed by the operator: retry. */
-		log(0, "error", { error: "API_URL, KEY_ID or HMAC_SECRET unset" });
-		throw new Error("edgemail worker: API_URL, KEY_ID or HMAC_SECRET " +
-		    "is not set");
+		const why = "API_URL, KEY_ID or HMAC_SECRET is not set";
+		log(0, "error", { error: why });
+		throw new Error("edgemail worker: " + why);
 	}
 
 	const body = await read_raw(message.raw, size, max_bytes);
@@ -156,7 +156,8 @@ export async function deliver_email(message, env) {
 	};
 	if (env.CF_ACCESS_CLIENT_ID && env.CF_ACCESS_CLIENT_SECRET) {
 		headers["CF-Access-Client-Id"] = env.CF_ACCESS_CLIENT_ID;
-		headers["CF-Access-Client-Secret"] = env.CF_ACCESS_CLIENT_SECRET;
+		headers["CF-Access-Client-Secret"] =
+		    env.CF_ACCESS_CLIENT_SECRET;
 	}
 
 	let res, text;
@@ -171,7 +172,8 @@ export async function deliver_email(message, env) {
 		    redirect: "manual", signal });
 		text = await body_text(res, 65536);
 	} catch (err) {
-		const timed_out = signal.aborted || err?.name === "TimeoutError";
+		const timed_out = signal.aborted ||
+		    err?.name === "TimeoutError";
 		const why = timed_out ? "timeout after " + timeout_ms + " ms" :
 		    "network error: " + (err?.message || String(err));
 		log(0, timed_out ? "timeout" : "network_error", { error: why });

@@ -18,8 +18,8 @@ const PERMANENT = new Set([400, 409, 413, 415, 422]);
 /* Code, enhanced status and text used when the API gives no usable text. */
 const DEFAULTS = {
 	400: ["554", "5.6.0", "message or envelope refused as malformed"],
-	409: ["554", "5.6.0",
-	    "message conflicts with an earlier delivery of the same Message-ID"],
+	409: ["554", "5.6.0", "message conflicts with an earlier delivery " +
+	    "of the same Message-ID"],
 	413: ["552", "5.3.4", "message too big"],
 	415: ["554", "5.6.1", "message type not accepted"],
 	422: ["550", "5.1.1", "recipient rejected"],
