@@ -227,6 +227,9 @@ write_edgemail_conf() {
 		echo "hmac_keys_file = $RUN/keys/hmac.keys"
 		echo "tls_cert_file = $RUN/tls/server.pem"
 		echo "tls_key_file = $RUN/tls/server.key"
+		echo "submit_listen = 127.0.0.1:$SUBMIT_PORT"
+		echo "submit_tls_listen = 127.0.0.1:$SUBMITS_PORT"
+		echo "clamav_db_dir = $RUN/clamav"
 		if [ -n "$SMARTHOST" ]; then
 			h=${SMARTHOST%:*}
 			p=${SMARTHOST##*:}
@@ -238,6 +241,15 @@ write_edgemail_conf() {
 	mv "$tmp" "$RUN/edgemail.conf"
 }
 
+# No signature database ships offline: the dev stack's scanner knows the
+# EICAR test file only (md5:size:name, a ClamAV .hdb line).
+init_clamav() {
+	mkdir -p "$RUN/clamav"
+	[ -s "$RUN/clamav/edgemail-dev.hdb" ] ||
+	    echo "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature" \
+	    >"$RUN/clamav/edgemail-dev.hdb"
+}
+
 do_init() {
 	command -v openssl >/dev/null || die "openssl not found (make deps)"
 	command -v dovecot >/dev/null || die "dovecot not found (make deps)"
@@ -245,6 +257,7 @@ do_init() {
 	init_tls
 	init_keys
 	init_directory
+	init_clamav
 	write_dovecot_conf
 	write_edgemail_conf
 }
@@ -267,7 +280,16 @@ stop_pidfile() {
 	name=$(basename "$f" .pid)
 	pid=$(read_pid "$f")
 	if [ -n "$pid" ] && pid_alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
+		# A process group leader (Dovecot) is stopped with its group:
+		# signalled alone, the master waits for its children a second
+		# or more, up to 5 s when one of them is still starting.
+		pgrp=$(sed 's/^.*) [A-Za-z] [0-9]* \([0-9]*\).*/\1/' \
+		    "/proc/$pid/stat" 2>/dev/null || true)
+		if [ "$pgrp" = "$pid" ]; then
+			kill -TERM "-$pid" 2>/dev/null || true
+		else
+			kill -TERM "$pid" 2>/dev/null || true
+		fi
 		i=0
 		while pid_alive "$pid" && [ $i -lt 100 ]; do
 			sleep 0.1
@@ -300,22 +322,25 @@ start_dovecot() {
 	if [ -n "$old" ] && pid_alive "$old"; then
 		die "Dovecot already runs for $RUN (pid $old): deploy/stack.sh stop first"
 	fi
-	rm -f "$RUN/dovecot/base/master.pid"
-	dovecot -c "$RUN/dovecot/dovecot.conf" ||
-	    die "dovecot did not start; see $RUN/dovecot/dovecot.log"
-	i=0
-	while [ ! -s "$RUN/dovecot/base/master.pid" ] && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-	pid=$(read_pid "$RUN/dovecot/base/master.pid")
-	[ -n "$pid" ] || die "dovecot wrote no master.pid"
+	rm -f "$RUN/dovecot/base/master.pid" "$RUN/dovecot/lmtp"
+	# In the foreground, as this shell's child (its PID is $!, reaped
+	# here), leading a process group of its own so that the master and
+	# its children are stopped together (see stop_pidfile).
+	setsid dovecot -F -c "$RUN/dovecot/dovecot.conf" </dev/null \
+	    >>"$RUN/dovecot/dovecot.log" 2>&1 &
+	pid=$!
 	echo "$pid" >"$pidf"
 	i=0
-	while [ ! -S "$RUN/dovecot/lmtp" ] && [ $i -lt 100 ]; do
+	while [ ! -S "$RUN/dovecot/lmtp" ] && [ $i -lt 200 ]; do
+		pid_alive "$pid" || break
 		sleep 0.05
 		i=$((i + 1))
 	done
+	if ! pid_alive "$pid" || [ ! -S "$RUN/dovecot/lmtp" ]; then
+		tail -n 10 "$RUN/dovecot/dovecot.log" >&2 || true
+		rm -f "$pidf"
+		die "dovecot did not start; see $RUN/dovecot/dovecot.log"
+	fi
 	say "dovecot running (pid $pid), log $RUN/dovecot/dovecot.log"
 }
 
@@ -378,7 +403,7 @@ EOF
 
  Deliver a message through the API (shortcut: deploy/post-message.sh FILE RCPT):
 
-  printf 'From: <a@sender.test>\r\nTo: <$DEMO_USER>\r\nSubject: hello\r\nMessage-ID: <hello.\$\$@sender.test>\r\n\r\nhello, world\r\n' >/tmp/hello.eml
+  printf 'From: <a@sender.test>\r\nTo: <$DEMO_USER>\r\nSubject: hello\r\nMessage-ID: <hello@sender.test>\r\n\r\nhello, world\r\n' >/tmp/hello.eml
   read KID SECRET <$r/keys/hmac.keys
   T='/v1/messages?mail_from=a%40sender.test&rcpt=demo%40example.test'
   TS=\$(date +%s); H=\$(openssl dgst -sha256 -r /tmp/hello.eml | cut -d' ' -f1)
