@@ -262,6 +262,11 @@ parse_literal(const unsigned char *s, size_t len, struct addr *a,
 	*err_r = "bad address literal";
 	if (len < 3 || s[len - 1] != ']' || len - 2 >= sizeof(tmp))
 		return -1;
+	/* RFC 5321 dcontent; also keeps NUL away from inet_pton. */
+	for (i = 1; i < len - 1; i++)
+		if (s[i] < 33 || s[i] > 126 || s[i] == '[' || s[i] == ']' ||
+		    s[i] == '\\')
+			return -1;
 	memcpy(tmp, s + 1, len - 2);
 	tmp[len - 2] = '\0';
 	if (is_ipv4((const unsigned char *)tmp, len - 2)) {

@@ -241,6 +241,10 @@ static const struct row rows[] = {
 	    "literal" },
 	{ "addr: address literal without closing bracket", "a@[1.2.3.4", 0, 0,
 	    BAD, NULL, NULL, "literal" },
+	{ "addr: NUL byte inside an IPv6 literal", "a@[IPv6:::\0]", 13, 0,
+	    BAD, NULL, NULL, "literal" },
+	{ "addr: space inside an address literal", "a@[IPv6:: :1]", 0, 0, BAD,
+	    NULL, NULL, "literal" },
 	{ "addr: address literal followed by text", "a@[1.2.3.4]x", 0, 0, BAD,
 	    NULL, NULL, "literal" },
 };
