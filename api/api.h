@@ -30,6 +30,8 @@ struct conf;
 struct keyring;
 struct lmtp_pool;
 struct replay;
+struct spool;
+struct idem;
 
 #define API_MAX_RCPTS_HARD	1000	/* max_recipients is capped here */
 #define API_ID_LEN		16
@@ -41,6 +43,8 @@ struct api {
 	struct keyring *keys;
 	struct lmtp_pool *lmtp;
 	struct replay *replay;		/* has its own lock */
+	struct spool *spool;		/* deferred messages (lib/spool.h) */
+	struct idem *idem;		/* Idempotency-Key records */
 	char	 hostname[256];
 	char	 authserv_id[256];
 	char	 spool_dir[1024];
@@ -49,6 +53,12 @@ struct api {
 	long long max_rcpts;
 	long long max_skew;
 	long long request_timeout;
+	long long lmtp_timeout;
+	long long retry_min;		/* queue backoff */
+	long long retry_max;
+	long long queue_lifetime;
+	long long run_interval;
+	int	 queueing;		/* defer to the spool (else 503) */
 };
 
 /* One envelope recipient and its outcome. */
@@ -105,15 +115,46 @@ struct outcome {
 	int	 has_reply;
 	int	 retry_after;		/* seconds, 0 = none */
 	int	 list_rcpts;		/* include recipients[] */
+	int	 queued;		/* some recipients are in the spool */
 };
 
 /* Deliver an authenticated request; fills out. */
 void	pipeline_deliver(struct api *api, const char *req_id,
-	    const char *key_id, struct envelope *env, struct ingest *in,
-	    struct outcome *out);
+	    const char *key_id, const char *idem_key, struct envelope *env,
+	    struct ingest *in, struct outcome *out);
 /* Is the reply/request class final? */
 void	outcome_set(struct outcome *out, unsigned http, const char *status,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* idem.c: Idempotency-Key records (DESIGN section 4). */
+enum idem_state {
+	IDEM_NEW,		/* first time: go ahead, then idem_finish */
+	IDEM_DONE,		/* answered before: rec holds the answer */
+	IDEM_CONFLICT,		/* same key, another body: 409 */
+	IDEM_BUSY,		/* the first request is still running: 503 */
+	IDEM_ERROR,		/* store unavailable: 503 */
+};
+struct idem_record {
+	unsigned http;
+	char	*response;	/* JSON; free() it */
+};
+struct idem *idem_open(const char *dir, int64_t ttl, char *err, size_t errsz);
+void	idem_close(struct idem **dp);
+enum idem_state idem_begin(struct idem *d, const char *key,
+	    const char *body_hex, int64_t stale_after, struct idem_record *rec);
+int	idem_finish(struct idem *d, const char *key, const char *body_hex,
+	    unsigned http, const char *response);
+void	idem_abort(struct idem *d, const char *key);
+void	idem_sweep(struct idem *d);
+/* SHA-256 hex of a key (65 bytes): record names, delivery ids. */
+void	idem_key_hash(const char *key, char *hex);
+
+/* queue.c: the runner that retries deferred recipients. */
+int	queue_start(struct api *api);
+void	queue_stop(void);
+void	queue_kick(void);
+/* When to try again after `attempts` tries: exponential, with jitter. */
+int64_t	queue_next_try(const struct api *api, int attempts, int64_t now);
 
 /* replay.c: remember a signature until `expires`; -1 if it was seen. */
 struct replay *replay_new(void);

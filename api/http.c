@@ -183,8 +183,9 @@ refuse(struct MHD_Connection *con, struct request *rq, unsigned code,
 
 static enum MHD_Result
 respond_outcome(struct MHD_Connection *con, struct request *rq,
-    const struct outcome *o)
+    const struct outcome *o, const char *body_hex)
 {
+	char *str;
 	json_t *j, *list;
 	size_t i;
 
@@ -210,7 +211,20 @@ respond_outcome(struct MHD_Connection *con, struct request *rq,
 		}
 		json_object_set_new(j, "recipients", list);
 	}
-	return respond_json(con, rq, o->http, j, o->retry_after);
+	str = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (str == NULL)
+		return MHD_NO;
+	/* The first outcome of an idempotent request is what its retries get;
+	 * a temporary failure is not an outcome: the retry tries again. */
+	if (rq->idem[0] != '\0') {
+		if (o->http == 200 || o->http == 202 || o->http == 422)
+			idem_finish(api->idem, rq->idem, body_hex, o->http, str);
+		else
+			idem_abort(api->idem, rq->idem);
+	}
+	return respond_raw(con, rq, o->http, "application/json", str,
+	    strlen(str), o->retry_after, NULL);
 }
 
 /* ---- header checks ------------------------------------------------- */
@@ -399,16 +413,44 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 		return refuse(con, rq, 503, "unavailable", err, 30);
 	}
 
+	if (rq->idem[0] != '\0') {
+		struct idem_record rec;
+
+		switch (idem_begin(api->idem, rq->idem, hex,
+		    api->request_timeout + api->lmtp_timeout, &rec)) {
+		case IDEM_NEW:
+			break;
+		case IDEM_DONE:
+			log_info("id=%s event=idempotent_replay http=%u", rq->id,
+			    rec.http);
+			return respond_raw(con, rq, rec.http, "application/json",
+			    rec.response, strlen(rec.response), 0, NULL);
+		case IDEM_CONFLICT:
+			rq->idem[0] = '\0';	/* not ours to finish */
+			return refuse(con, rq, 409, "conflict", "Idempotency-Key "
+			    "was used before with a different body", 0);
+		case IDEM_BUSY:
+			rq->idem[0] = '\0';
+			return refuse(con, rq, 503, "unavailable", "a request with "
+			    "this Idempotency-Key is in progress", 2);
+		case IDEM_ERROR:
+			rq->idem[0] = '\0';
+			return refuse(con, rq, 503, "unavailable",
+			    "idempotency store unavailable", 10);
+		}
+	}
+
 	memset(&o, 0, sizeof(o));
 	if (rq->watch)
 		rq->watch->busy = 1;
-	pipeline_deliver(api, rq->id, rq->key_id, &rq->env, &rq->in, &o);
+	pipeline_deliver(api, rq->id, rq->key_id, rq->idem, &rq->env, &rq->in,
+	    &o);
 	if (rq->watch)
 		rq->watch->busy = 0;
 	log_info("id=%s event=done http=%u status=%s rcpts=%zu bytes=%" PRIu64
 	    " ms=%.1f", rq->id, o.http, o.status, rq->env.nrcpt, rq->in.raw_len,
 	    (now_secs() - rq->t_start) * 1000);
-	return respond_outcome(con, rq, &o);
+	return respond_outcome(con, rq, &o, hex);
 }
 
 /* ---- other endpoints ------------------------------------------------ */

@@ -18,6 +18,7 @@
 #include "auth/sig.h"
 #include "lib/conf.h"
 #include "lib/log.h"
+#include "lib/spool.h"
 #include "lmtp/pool.h"
 
 static void
@@ -39,7 +40,8 @@ load_settings(struct api *api)
 {
 	struct conf *c = api->conf;
 	struct lmtp_server srv;
-	long long timeout, maxconn;
+	long long timeout, maxconn, idem_ttl;
+	unsigned long long spool_max;
 	const char *s;
 	char err[512];
 
@@ -57,6 +59,23 @@ load_settings(struct api *api)
 	    sizeof(err)), err);
 	conf_or_die(conf_get_ll(c, "lmtp_max_connections", 1, 1024, &maxconn,
 	    err, sizeof(err)), err);
+	conf_or_die(conf_get_duration(c, "queue_retry_min", &api->retry_min,
+	    err, sizeof(err)), err);
+	conf_or_die(conf_get_duration(c, "queue_retry_max", &api->retry_max,
+	    err, sizeof(err)), err);
+	conf_or_die(conf_get_duration(c, "max_queue_lifetime",
+	    &api->queue_lifetime, err, sizeof(err)), err);
+	conf_or_die(conf_get_duration(c, "queue_run_interval",
+	    &api->run_interval, err, sizeof(err)), err);
+	conf_or_die(conf_get_duration(c, "idempotency_ttl", &idem_ttl, err,
+	    sizeof(err)), err);
+	conf_or_die(conf_get_size(c, "spool_max_bytes", &spool_max, err,
+	    sizeof(err)), err);
+	conf_or_die(conf_get_bool(c, "queueing", &api->queueing, err,
+	    sizeof(err)), err);
+	api->lmtp_timeout = timeout;
+	if (api->run_interval < 1)
+		api->run_interval = 1;
 
 	snprintf(api->hostname, sizeof(api->hostname), "%s",
 	    conf_get(c, "hostname"));
@@ -75,6 +94,14 @@ load_settings(struct api *api)
 	    (unsigned)maxconn, 20);
 	if ((api->replay = replay_new()) == NULL || api->lmtp == NULL)
 		fatalx("out of memory");
+	/* Opening the spool recovers it: half-written files go, committed
+	 * messages are picked up by the queue runner. */
+	if ((api->spool = spool_open(api->spool_dir, spool_max, err,
+	    sizeof(err))) == NULL)
+		fatalx("spool: %s", err);
+	if ((api->idem = idem_open(conf_get(c, "idem_dir"), idem_ttl, err,
+	    sizeof(err))) == NULL)
+		fatalx("idempotency store: %s", err);
 }
 
 int
@@ -132,6 +159,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 
+	if (queue_start(&api) != 0)
+		fatalx("cannot start the queue runner");
 	http_start(&api);
 	log_info("event=started pid=%d max_message_size=%llu keys=%zu",
 	    (int)getpid(), api.max_message_size, keyring_count(api.keys));
@@ -139,6 +168,9 @@ main(int argc, char **argv)
 		;
 	log_info("event=stopping signal=%d", sig);
 	http_stop();
+	queue_stop();
+	spool_close(&api.spool);
+	idem_close(&api.idem);
 	lmtp_pool_free(&api.lmtp);
 	replay_free(&api.replay);
 	keyring_free(&api.keys);

@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "lib/hdr.h"
 #include "lib/log.h"
+#include "lib/spool.h"
 #include "lmtp/pool.h"
 
 void
@@ -54,7 +55,8 @@ ar_claims_us(const struct api *api, const struct hdr_field *f)
  */
 static int
 build_prefix(struct api *api, const char *req_id, const char *key_id,
-    const struct envelope *env, const struct ingest *in, struct buf *out)
+    const char *delivery_id, const struct envelope *env,
+    const struct ingest *in, struct buf *out)
 {
 	char date[64];
 	struct tm tm;
@@ -78,8 +80,14 @@ build_prefix(struct api *api, const char *req_id, const char *key_id,
 	if (buf_printf(out, "Authentication-Results: %s; none\r\n",
 	    api->authserv_id) != 0)
 		return -1;
+	/* Deduplicated per mailbox by the global Sieve script (RFC 7352
+	 * "duplicate"): a retry of the same request, or a queue retry after
+	 * a crash between LMTP and the journal, never gives a second copy. */
+	if (buf_printf(out, "X-Edgemail-Delivery-Id: %s\r\n", delivery_id) != 0)
+		return -1;
 	while ((rc = hdr_next(in->hdr.data, in->hdr.len, &pos, &f)) == 1) {
-		if (hdr_is(&f, "Authentication-Results") && ar_claims_us(api, &f)) {
+		if ((hdr_is(&f, "Authentication-Results") && ar_claims_us(api, &f))
+		    || hdr_is(&f, "X-Edgemail-Delivery-Id")) {
 			if (buf_append(out, in->hdr.data + copied,
 			    f.start - copied) != 0)
 				return -1;
@@ -89,10 +97,61 @@ build_prefix(struct api *api, const char *req_id, const char *key_id,
 	return buf_append(out, in->hdr.data + copied, in->hdr.len - copied);
 }
 
+/* Commit the deferred recipients to the spool: 202, or 503 if the spool
+ * cannot take the message (then nothing was promised). */
+static void
+defer(struct api *api, const char *req_id, const struct envelope *env,
+    const struct lmtp_msg *m, struct outcome *out)
+{
+	const char **rcpts;
+	enum spool_state *states;
+	struct reply *replies, r;
+	int64_t now = (int64_t)time(NULL);
+	size_t i;
+
+	rcpts = calloc(env->nrcpt, sizeof(*rcpts));
+	states = calloc(env->nrcpt, sizeof(*states));
+	replies = calloc(env->nrcpt, sizeof(*replies));
+	if (rcpts == NULL || states == NULL || replies == NULL) {
+		reply_set(&r, 451, "4.3.0", "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < env->nrcpt; i++) {
+		rcpts[i] = env->rcpts[i].addr;
+		replies[i] = env->rcpts[i].reply;
+		/* Refused recipients were reported in this answer already. */
+		states[i] = replies[i].cls == REPLY_OK ? SPOOL_DONE :
+		    replies[i].cls == REPLY_PERM ? SPOOL_BOUNCED : SPOOL_PENDING;
+	}
+	if (spool_commit(api->spool, req_id, env->mail_from, rcpts, env->nrcpt,
+	    states, replies, queue_next_try(api, 1, now), m, &r) != 0)
+		goto fail;
+	free(rcpts);
+	free(states);
+	free(replies);
+	log_info("id=%s event=queued", req_id);
+	outcome_set(out, 202, "queued", "%s", "");
+	out->queued = 1;
+	return;
+fail:
+	free(rcpts);
+	free(states);
+	free(replies);
+	log_warnx("id=%s event=spool_failed code=%d text=\"%s\"", req_id, r.code,
+	    r.text);
+	outcome_set(out, 503, "unavailable", "%d %s %s", r.code, r.enhanced,
+	    r.text);
+	out->reply = r;
+	out->has_reply = 1;
+	out->retry_after = 30;
+}
+
 void
 pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
-    struct envelope *env, struct ingest *in, struct outcome *out)
+    const char *idem_key, struct envelope *env, struct ingest *in,
+    struct outcome *out)
 {
+	char delivery_id[65];
 	struct buf prefix;
 	struct lmtp_msg m;
 	const char **rcpts;
@@ -110,7 +169,12 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		return;
 	}
 	buf_init(&prefix, (size_t)api->max_header_size + 4096);
-	if (build_prefix(api, req_id, key_id, env, in, &prefix) != 0) {
+	if (idem_key != NULL && idem_key[0] != '\0')
+		idem_key_hash(idem_key, delivery_id);
+	else
+		snprintf(delivery_id, sizeof(delivery_id), "%s", req_id);
+	if (build_prefix(api, req_id, key_id, delivery_id, env, in, &prefix)
+	    != 0) {
 		buf_free(&prefix);
 		free(rcpts);
 		free(replies);
@@ -136,7 +200,6 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 
 	lmtp_pool_send(api->lmtp, env->mail_from, rcpts, env->nrcpt, &m,
 	    replies);
-	buf_free(&prefix);
 
 	for (i = 0; i < env->nrcpt; i++) {
 		char q[320];
@@ -171,11 +234,18 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 
 	out->list_rcpts = 1;
 	if (ntemp > 0) {
-		outcome_set(out, 503, "unavailable", "%d %s %s", first_temp->code,
-		    first_temp->enhanced, first_temp->text);
-		out->reply = *first_temp;
-		out->has_reply = 1;
-		out->retry_after = 60;
+		log_info("id=%s event=deferred first=\"%d %s\"", req_id,
+		    first_temp->code, first_temp->enhanced);
+		if (api->queueing)
+			defer(api, req_id, env, &m, out);
+		else {
+			outcome_set(out, 503, "unavailable", "%d %s %s",
+			    first_temp->code, first_temp->enhanced,
+			    first_temp->text);
+			out->reply = *first_temp;
+			out->has_reply = 1;
+			out->retry_after = 60;
+		}
 	} else if (nok > 0) {
 		outcome_set(out, 200, "delivered", "%s", "");
 	} else {
@@ -184,4 +254,5 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		out->reply = *first_perm;
 		out->has_reply = 1;
 	}
+	buf_free(&prefix);
 }

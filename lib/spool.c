@@ -229,7 +229,8 @@ journal_line(struct buf *b, const struct spool_rcpt *r, size_t i)
 int
 spool_commit(struct spool *s, const char *id, const char *mail_from,
     const char *const *rcpts, size_t nrcpt, const enum spool_state *states,
-    const struct reply *replies, const struct lmtp_msg *m, struct reply *r)
+    const struct reply *replies, int64_t next_try, const struct lmtp_msg *m,
+    struct reply *r)
 {
 	char tmp[PATH_MAX], dst[PATH_MAX];
 	struct buf hdr, jr;
@@ -262,6 +263,8 @@ spool_commit(struct spool *s, const char *id, const char *mail_from,
 		memset(&sr, 0, sizeof(sr));
 		sr.state = states[i];
 		sr.attempts = 1;
+		if (sr.state == SPOOL_PENDING)
+			sr.next_try = next_try;
 		if (replies != NULL)
 			sr.last = replies[i];
 		journal_line(&jr, &sr, i);

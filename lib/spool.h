@@ -78,13 +78,14 @@ void	spool_close(struct spool **sp);
 /*
  * Write a message durably (see above).  rcpts[i] start PENDING unless
  * states is given (then states[i]/replies[i] are journalled at once, e.g.
- * recipients already delivered).  On failure: -1 and a TEMP reply
+ * recipients already delivered; PENDING ones then wait until next_try).
+ * On failure: -1 and a TEMP reply
  * (disk full, fsync failure, spool_max_bytes reached).
  */
 int	spool_commit(struct spool *s, const char *id, const char *mail_from,
 	    const char *const *rcpts, size_t nrcpt,
 	    const enum spool_state *states, const struct reply *replies,
-	    const struct lmtp_msg *m, struct reply *r);
+	    int64_t next_try, const struct lmtp_msg *m, struct reply *r);
 
 /* Queue ids (oldest first by name); free with spool_ids_free. */
 int	spool_list(struct spool *s, char ***ids_r, size_t *n_r);

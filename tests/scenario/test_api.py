@@ -34,7 +34,7 @@ def msg(tag=None):
 
 
 def post(s, body, key_id=None, secret=None, **kw):
-    return apiclient.post(s.api_port, s.ca, key_id or s.key_id,
+    return apiclient.post(s.ports["api"], s.ca, key_id or s.key_id,
                           secret or s.secret, body, **kw)
 
 
@@ -70,7 +70,7 @@ def refused(s, status, body=None, **kw):
 def raw(s, data, timeout=5):
     """Send raw bytes over TLS; return the raw response (b'' if closed)."""
     ctx = ssl.create_default_context(cafile=s.ca)
-    with socket.create_connection(("127.0.0.1", s.api_port), timeout=timeout) as sock:
+    with socket.create_connection(("127.0.0.1", s.ports["api"]), timeout=timeout) as sock:
         with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as t:
             t.sendall(data)
             out = b""
@@ -288,7 +288,7 @@ def slow_client_is_cut_at_the_request_deadline(s):
     ctx = ssl.create_default_context(cafile=s.ca)
     start = time.time()
     closed = False
-    with socket.create_connection(("127.0.0.1", s.api_port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", s.ports["api"]), timeout=10) as sock:
         with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as t:
             t.settimeout(1)
             req = b"POST /v1/messages?mail_from=&rcpt=demo%40example.test HTTP/1.1\r\nHost: x\r\n"
@@ -327,7 +327,10 @@ def metrics_and_health_endpoints(s):
 
 
 @test
-def dovecot_stopped_gives_503_with_retry_after(s):
+def dovecot_stopped_gives_503_with_retry_after_when_queueing_is_off(s):
+    s.stop_api()
+    s.start_api({"request_timeout": "3s", "max_message_size": "1M",
+                 "queueing": "no"})
     s.stop_dovecot()
     try:
         code, j, h = post(s, msg())
@@ -340,6 +343,8 @@ def dovecot_stopped_gives_503_with_retry_after(s):
         s.start_dovecot()
     code, j, _ = post(s, msg())
     eq(code, 200, "after Dovecot is back %r" % (j,))
+    s.stop_api()
+    s.start_api({"request_timeout": "3s", "max_message_size": "1M"})
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ main(void)
 	reply_set(&replies[0], 250, "2.0.0", "Saved");
 	reply_set(&replies[1], 451, "4.2.0", "try later");
 	UNIT_CHECK("spool: commit succeeds",
-	    spool_commit(s, "m1", "from@x.test", rcpts, 2, states, replies, &m,
+	    spool_commit(s, "m1", "from@x.test", rcpts, 2, states, replies, 0, &m,
 	    &r) == 0, "%d %s", r.code, r.text);
 	UNIT_CHECK("spool: commit leaves nothing in tmp/",
 	    (snprintf(path, sizeof(path), "%s/tmp/m1", dir),
@@ -117,7 +117,7 @@ main(void)
 	    "n=%zu", n);
 	spool_ids_free(ids, n);
 	UNIT_CHECK("spool: bad id refused",
-	    spool_commit(s, "../x", "", rcpts, 1, NULL, NULL, &m, &r) != 0 &&
+	    spool_commit(s, "../x", "", rcpts, 1, NULL, NULL, 0, &m, &r) != 0 &&
 	    r.cls == REPLY_TEMP, "accepted");
 	UNIT_CHECK("spool: remove deletes", spool_remove(s, "m1") == 0 &&
 	    spool_load(s, "m1", &sm) != 0, "still there");
@@ -134,7 +134,7 @@ main(void)
 	UNIT_CHECK("spool: open removes half-written files",
 	    s != NULL && access(path, F_OK) != 0, "still there");
 	UNIT_CHECK("spool: spool_max_bytes refuses with a TEMP reply",
-	    spool_commit(s, "m2", "", rcpts, 1, NULL, NULL, &m, &r) != 0 &&
+	    spool_commit(s, "m2", "", rcpts, 1, NULL, NULL, 0, &m, &r) != 0 &&
 	    r.cls == REPLY_TEMP && r.code == 452, "code %d class %d", r.code,
 	    r.cls);
 	spool_close(&s);
