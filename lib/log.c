@@ -178,7 +178,7 @@ log_quote(const char *s, char *out, size_t outsz)
 	return out;
 }
 
-static void
+static __attribute__((noreturn)) void
 xoom(size_t n)
 {
 	char	 msg[96];
