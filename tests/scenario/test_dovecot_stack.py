@@ -187,6 +187,19 @@ def spam_flag_goes_to_junk(st):
 
 
 @test
+def same_delivery_id_is_stored_once(st):
+    inbox = st.maildir_count(st.demo_user)
+    dup = msg("dup", b"X-Edgemail-Delivery-Id: test-dup-1\r\n")
+    for _ in range(2):
+        eq(st.lmtp_deliver(dup, [st.demo_user]), {}, "refused")
+    eq(st.lmtp_deliver(msg("dup2", b"X-Edgemail-Delivery-Id: test-dup-2\r\n"),
+                       [st.demo_user]), {}, "refused")
+    eq(st.maildir_count(st.demo_user), inbox + 2, "INBOX count")
+    check("is over the maximum" not in st.log("dovecot"),
+          "duplicate period capped")
+
+
+@test
 def added_user_can_log_in_and_receive(st):
     st.add_user("Second@Example.test", "s3cret-pass")
     eq(st.lmtp_deliver(msg("to-second"), ["second@example.test"]), {},
