@@ -36,6 +36,7 @@
 #define LMTP_REPLY_LINES_MAX	1000	/* continuation lines in one reply */
 #define LMTP_CHUNK		65536	/* message read size */
 #define LMTP_ADDR_MAX		1024
+#define LMTP_PIPE_MAX		100	/* RCPTs per pipelined write */
 #define LMTP_QUIT_TIMEOUT	1000	/* ms */
 
 struct lmtp_conn {
@@ -743,6 +744,87 @@ rcpt_reply(struct lmtp_conn *c, size_t i, enum rcpt_state *st,
 	return 0;
 }
 
+/*
+ * The pipelined exchange (RFC 2920), after [RSET and] MAIL were put into
+ * c->out.  RCPTs go out in groups of at most LMTP_PIPE_MAX, and a group's
+ * replies are read before the next group is written, so neither side can
+ * fill the other's socket buffer while it is not reading.  DATA ends the
+ * last group.  Returns 0 with the reply to DATA in data_r, 1 when MAIL was
+ * refused and DATA never sent (RSET done), -1 when the connection broke.
+ */
+static int
+pipelined(struct lmtp_conn *c, const char *const *rcpts, size_t nrcpt,
+    enum rcpt_state *st, struct reply *rcpt_r, size_t *naccepted,
+    int rset_sent, struct reply *data_r)
+{
+	struct reply	 mail, r;
+	size_t		 sent = 0, done = 0, n, i;
+	int		 first = 1, last;
+
+	for (;;) {
+		for (n = 0; sent < nrcpt && n < LMTP_PIPE_MAX; sent++) {
+			if (st[sent] != RS_PENDING)
+				continue;
+			if (buf_printf(&c->out, "RCPT TO:<%s>\r\n",
+			    rcpts[sent]) == -1)
+				goto nomem;
+			n++;
+		}
+		last = sent == nrcpt;
+		if (last && buf_puts(&c->out, "DATA\r\n") == -1)
+			goto nomem;
+		if (conn_flush(c) == -1)
+			return -1;
+		if (first) {
+			first = 0;
+			if (rset_sent) {
+				if (conn_read_reply(c, &r) == -1)
+					return -1;
+				c->need_rset = 0;
+				if (r.cls != REPLY_OK)
+					return unexpected(c, "RSET", &r);
+			}
+			if (conn_read_reply(c, &mail) == -1)
+				return -1;
+			if (mail.code >= 300 && mail.code < 400)
+				return unexpected(c, "MAIL", &mail);
+		}
+		for (; done < sent; done++) {
+			if (st[done] != RS_PENDING)
+				continue;
+			if (mail.cls == REPLY_OK) {
+				if (rcpt_reply(c, done, st, rcpt_r, naccepted)
+				    == -1)
+					return -1;
+				continue;
+			}
+			/* MAIL refused: its reply is every answer; the RCPT
+			 * replies (503) are read and dropped. */
+			rcpt_r[done] = mail;
+			st[done] = RS_FINAL;
+			if (conn_read_reply(c, &r) == -1)
+				return -1;
+		}
+		if (last)
+			break;
+		if (mail.cls != REPLY_OK) {
+			for (i = sent; i < nrcpt; i++) {
+				if (st[i] == RS_PENDING) {
+					rcpt_r[i] = mail;
+					st[i] = RS_FINAL;
+				}
+			}
+			return send_rset(c) == -1 ? -1 : 1;
+		}
+	}
+	return conn_read_reply(c, data_r) == -1 ? -1 : 0;
+
+nomem:
+	buf_reset(&c->out);
+	local_fail(c, "out of memory");
+	return -1;
+}
+
 static int
 transaction(struct lmtp_conn *c, const char *mail_from,
     const char *const *rcpts, size_t nrcpt, const struct lmtp_msg *m,
@@ -791,45 +873,13 @@ transaction(struct lmtp_conn *c, const char *mail_from,
 		goto nomem;
 
 	if (c->pipelining) {
-		for (i = 0; i < nrcpt; i++)
-			if (st[i] == RS_PENDING &&
-			    buf_printf(&c->out, "RCPT TO:<%s>\r\n", rcpts[i])
-			    == -1)
-				goto nomem;
-		if (buf_puts(&c->out, "DATA\r\n") == -1)
-			goto nomem;
-		if (conn_flush(c) == -1)
+		switch (pipelined(c, rcpts, nrcpt, st, rcpt_r, naccepted,
+		    rset_sent, &r)) {
+		case -1:
 			return -1;
-		if (rset_sent) {
-			if (conn_read_reply(c, &r) == -1)
-				return -1;
-			c->need_rset = 0;
-			if (r.cls != REPLY_OK)
-				return unexpected(c, "RSET", &r);
+		case 1:
+			return 0;
 		}
-		if (conn_read_reply(c, &r) == -1)
-			return -1;
-		if (r.code >= 300 && r.code < 400)
-			return unexpected(c, "MAIL", &r);
-		for (i = 0; i < nrcpt; i++) {
-			if (st[i] != RS_PENDING)
-				continue;
-			if (r.cls != REPLY_OK) {
-				/* MAIL refused: its reply is every answer;
-				 * the RCPT replies (503) are read and
-				 * dropped. */
-				struct reply	 rr;
-
-				rcpt_r[i] = r;
-				st[i] = RS_FINAL;
-				if (conn_read_reply(c, &rr) == -1)
-					return -1;
-			} else if (rcpt_reply(c, i, st, rcpt_r, naccepted)
-			    == -1)
-				return -1;
-		}
-		if (conn_read_reply(c, &r) == -1)
-			return -1;
 	} else {
 		if (conn_flush(c) == -1 || conn_read_reply(c, &r) == -1)
 			return -1;

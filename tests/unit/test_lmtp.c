@@ -97,6 +97,7 @@ struct fake {
 	int		 lfd;
 	int		 fd;
 	const struct step *script;
+	size_t		 nsteps;
 	struct buf	 in;
 	struct buf	 data;
 	char		 err[512];
@@ -173,7 +174,7 @@ fake_run(void *arg)
 	const struct step	*st;
 	struct pollfd		 pfd;
 	struct buf		 line;
-	int			 i;
+	size_t			 i;
 
 	buf_init(&line, 0);
 	pfd.fd = f->lfd;
@@ -183,7 +184,7 @@ fake_run(void *arg)
 		fake_err(f, "no connection", "");
 		goto out;
 	}
-	for (i = 0; i < MAX_STEPS; i++) {
+	for (i = 0; i < f->nsteps; i++) {
 		st = &f->script[i];
 		switch (st->k) {
 		case S_END:
@@ -385,6 +386,7 @@ run_case(const struct tcase *tc)
 	memset(&f, 0, sizeof(f));
 	f.fd = -1;
 	f.script = tc->script;
+	f.nsteps = MAX_STEPS;
 	buf_init(&f.in, 0);
 	buf_init(&f.data, 0);
 	f.lfd = tc->tcp ? listen_tcp(&port) : listen_unix();
@@ -952,6 +954,100 @@ big_cases(void)
 	}
 }
 
+/*
+ * 250 recipients with pipelining: the client writes at most 100 RCPTs,
+ * then reads their replies before the next group (NOMORE proves it
+ * waits), so a long recipient list cannot deadlock the two socket
+ * buffers.  Recipient 7 is refused at RCPT and keeps that reply.
+ */
+static void
+pipelined_batches_case(void)
+{
+	enum { N = 250, REFUSED = 7 };
+	struct fake		 f;
+	struct lmtp_server	 srv;
+	struct lmtp_msg		 m;
+	struct reply		*rr;
+	struct step		*sc;
+	struct buf		 rep[4];
+	const char		*rcpts[N];
+	char			*cmds[N], *rnames[N];
+	pthread_t		 th;
+	size_t			 n = 0, i, ok = 0;
+	int			 rv, g;
+	static const struct step hello[] = { HELLO_PIPE };
+
+	sc = calloc(N + 40, sizeof(*sc));
+	rr = calloc(N, sizeof(*rr));
+	for (g = 0; g < 4; g++)
+		buf_init(&rep[g], 0);
+	for (i = 0; i < N; i++) {
+		if (asprintf(&rnames[i], "r%03zu@example.test", i) == -1 ||
+		    asprintf(&cmds[i], "RCPT TO:<%s>", rnames[i]) == -1)
+			abort();
+		rcpts[i] = rnames[i];
+	}
+	buf_puts(&rep[0], "250 2.1.0 Ok\r\n");
+	for (i = 0; i < N; i++)
+		buf_puts(&rep[i / 100], i == REFUSED ?
+		    "550 5.1.1 unknown\r\n" : "250 2.1.5 Ok\r\n");
+	buf_puts(&rep[2], "354 OK\r\n");
+	for (i = 0; i < N - 1; i++)
+		buf_puts(&rep[3], "250 2.0.0 Saved\r\n");
+
+	for (i = 0; i < sizeof(hello) / sizeof(hello[0]); i++)
+		sc[n++] = hello[i];
+	sc[n++] = (struct step)EXPECT(MAIL_STD);
+	for (i = 0; i < N; i++) {
+		sc[n++] = (struct step)EXPECT(cmds[i]);
+		if (i == 99 || i == 199) {
+			sc[n++] = (struct step)NOMORE;
+			sc[n++] = (struct step)SEND(rep[i / 100].data);
+		}
+	}
+	sc[n++] = (struct step)EXPECT("DATA");
+	sc[n++] = (struct step)SEND(rep[2].data);
+	sc[n++] = (struct step)DATA_IN;
+	sc[n++] = (struct step)SEND(rep[3].data);
+	sc[n++] = (struct step){ S_END, NULL, 0 };
+
+	memset(&f, 0, sizeof(f));
+	f.fd = -1;
+	f.script = sc;
+	f.nsteps = n;
+	buf_init(&f.in, 0);
+	buf_init(&f.data, 0);
+	f.lfd = listen_unix();
+	lmtp_server_parse(sock_path, &srv);
+	memset(&m, 0, sizeof(m));
+	m.fd = -1;
+	m.mem = "Subject: many\r\n\r\nhi\r\n";
+	m.mem_len = strlen(m.mem);
+	pthread_create(&th, NULL, fake_run, &f);
+	rv = lmtp_deliver(&srv, "test.example", 3000, "sender@example.test",
+	    rcpts, N, &m, rr);
+	pthread_join(th, NULL);
+	close(f.lfd);
+	for (i = 0; i < N; i++)
+		if (i != REFUSED && rr[i].cls == REPLY_OK && rr[i].code == 250)
+			ok++;
+	UNIT_CHECK("pipelined_250_rcpts_in_groups_of_100", rv == 0 &&
+	    ok == N - 1 && rr[REFUSED].code == 550 && f.err[0] == '\0',
+	    "rv %d, %zu ok, rcpt %d got %d, server: %s", rv, ok, REFUSED,
+	    rr[REFUSED].code, f.err);
+
+	for (i = 0; i < N; i++) {
+		free(cmds[i]);
+		free(rnames[i]);
+	}
+	for (g = 0; g < 4; g++)
+		buf_free(&rep[g]);
+	buf_free(&f.in);
+	buf_free(&f.data);
+	free(sc);
+	free(rr);
+}
+
 /* A long line without LF from the server must not grow without bound. */
 static void
 overlong_reply_case(void)
@@ -1087,6 +1183,7 @@ main(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(&cases[i]);
 	big_cases();
+	pipelined_batches_case();
 	overlong_reply_case();
 	connect_failure_cases();
 
