@@ -122,7 +122,9 @@ struct outcome {
 void	pipeline_deliver(struct api *api, const char *req_id,
 	    const char *key_id, const char *idem_key, struct envelope *env,
 	    struct ingest *in, struct outcome *out);
-/* Is the reply/request class final? */
+/* Test hook: die like kill -9 at a named point (EDGEMAIL_CRASHPOINT). */
+void	crashpoint(const char *where);
+/* Set an outcome's status and reason. */
 void	outcome_set(struct outcome *out, unsigned http, const char *status,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

@@ -223,6 +223,7 @@ respond_outcome(struct MHD_Connection *con, struct request *rq,
 		else
 			idem_abort(api->idem, rq->idem);
 	}
+	crashpoint("before_response");
 	return respond_raw(con, rq, o->http, "application/json", str,
 	    strlen(str), o->retry_after, NULL);
 }

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 struct idem {
 	char	 dir[PATH_MAX - 80];
 	int64_t	 ttl;
+	long long started;	/* with our pid, tells our markers apart */
 };
 
 struct idem *
@@ -52,6 +54,7 @@ idem_open(const char *dir, int64_t ttl, char *err, size_t errsz)
 	}
 	snprintf(d->dir, sizeof(d->dir), "%s", dir);
 	d->ttl = ttl;
+	d->started = (long long)time(NULL);
 	return d;
 }
 
@@ -102,8 +105,7 @@ enum idem_state
 idem_begin(struct idem *d, const char *key, const char *body_hex,
     int64_t stale_after, struct idem_record *rec)
 {
-	char path[PATH_MAX], line[256], state[16], hash[80];
-	char buf[IDEM_MAX_FILE + 1];
+	char path[PATH_MAX], line[256], state[16], hash[80], *buf, *nl;
 	long long created;
 	unsigned http;
 	int64_t now = (int64_t)time(NULL);
@@ -112,8 +114,8 @@ idem_begin(struct idem *d, const char *key, const char *body_hex,
 
 	memset(rec, 0, sizeof(*rec));
 	record_path(d, key, path, sizeof(path));
-	len = snprintf(line, sizeof(line), IDEM_MAGIC " progress %lld %s 0\n",
-	    (long long)now, body_hex);
+	len = snprintf(line, sizeof(line), IDEM_MAGIC " progress %lld %s 0 "
+	    "%d %lld\n", (long long)now, body_hex, (int)getpid(), d->started);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		n = write(fd, line, (size_t)len);
@@ -122,31 +124,52 @@ idem_begin(struct idem *d, const char *key, const char *body_hex,
 	}
 	if (errno != EEXIST)
 		return IDEM_ERROR;
+	/* Thread stacks are small: the record is read into the heap. */
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return IDEM_ERROR;
+	if ((buf = malloc(IDEM_MAX_FILE + 1)) == NULL) {
+		close(fd);
+		return IDEM_ERROR;
+	}
 	n = read(fd, buf, IDEM_MAX_FILE);
 	close(fd);
-	if (n <= 0)
+	if (n <= 0) {
+		free(buf);
 		return IDEM_ERROR;
+	}
 	buf[n] = '\0';
 	if (sscanf(buf, IDEM_MAGIC " %15s %lld %79s %u", state, &created, hash,
 	    &http) != 4)
 		goto take_over;		/* torn record: start afresh */
 	if (created + d->ttl < now)
 		goto take_over;		/* expired */
-	if (strcmp(hash, body_hex) != 0)
+	if (strcmp(hash, body_hex) != 0) {
+		free(buf);
 		return IDEM_CONFLICT;
+	}
 	if (strcmp(state, "progress") == 0) {
-		if (created + stale_after < now)
-			goto take_over;	/* its request died */
+		int pid = 0;
+		long long started = 0;
+
+		sscanf(buf, IDEM_MAGIC " %*s %*d %*s %*u %d %lld", &pid, &started);
+		/* Its request died: timed out, or its process is gone (a
+		 * crash or restart; the retry is safe because deliveries
+		 * are deduplicated per mailbox). */
+		if (created + stale_after < now || pid <= 0 ||
+		    (kill(pid, 0) != 0 && errno == ESRCH) ||
+		    (pid == getpid() && started != d->started))
+			goto take_over;
+		free(buf);
 		return IDEM_BUSY;
 	}
-	if (strcmp(state, "done") != 0 || strchr(buf, '\n') == NULL)
+	if (strcmp(state, "done") != 0 || (nl = strchr(buf, '\n')) == NULL)
 		goto take_over;
 	rec->http = http;
-	rec->response = strdup(strchr(buf, '\n') + 1);
+	rec->response = strdup(nl + 1);
+	free(buf);
 	return rec->response ? IDEM_DONE : IDEM_ERROR;
 take_over:
+	free(buf);
 	return write_record(path, line, (size_t)len) == 0 ? IDEM_NEW : IDEM_ERROR;
 }
 

@@ -7,6 +7,7 @@
  * sender retries), a 5xx stays PERM (per recipient in a 200, or 422 when
  * every recipient is refused).
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,23 @@
 #include "lib/log.h"
 #include "lib/spool.h"
 #include "lmtp/pool.h"
+
+/*
+ * Fault injection for the crash-safety tests: with EDGEMAIL_CRASHPOINT set
+ * to a point's name the process kills itself there, exactly like kill -9.
+ * Points: after_lmtp (delivered, nothing answered), after_spool
+ * (committed, nothing answered).
+ */
+void
+crashpoint(const char *where)
+{
+	const char *want = getenv("EDGEMAIL_CRASHPOINT");
+
+	if (want != NULL && strcmp(want, where) == 0) {
+		log_warnx("event=crashpoint at=%s", where);
+		raise(SIGKILL);
+	}
+}
 
 void
 outcome_set(struct outcome *out, unsigned http, const char *status,
@@ -129,6 +147,7 @@ defer(struct api *api, const char *req_id, const struct envelope *env,
 	free(rcpts);
 	free(states);
 	free(replies);
+	crashpoint("after_spool");
 	log_info("id=%s event=queued", req_id);
 	outcome_set(out, 202, "queued", "%s", "");
 	out->queued = 1;
@@ -200,6 +219,7 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 
 	lmtp_pool_send(api->lmtp, env->mail_from, rcpts, env->nrcpt, &m,
 	    replies);
+	crashpoint("after_lmtp");
 
 	for (i = 0; i < env->nrcpt; i++) {
 		char q[320];
