@@ -12,6 +12,11 @@ POST /cdn-cgi/handler/email?from=A&to=B with the raw message (it needs a
 Message-ID; wrangler 4.86 takes at most 1 MiB).  wrangler answers 200 when
 the handler returned, 400 "Worker rejected email ..." after setReject, and
 500 when the handler threw (a temporary failure at the edge).
+
+The API first runs with queueing = no, so that a stopped Dovecot is a 503
+and the Worker must fail temporarily; the last test restarts it with
+queueing on, where the same outage is a 202 (queued) that the API's queue
+delivers once Dovecot is back.
 """
 import http.client
 import json
@@ -30,6 +35,9 @@ import stack                                            # noqa: E402
 
 WORKER = os.path.join(stack.TOP, "worker")
 WRANGLER = os.path.join(WORKER, "node_modules", ".bin", "wrangler")
+NO_QUEUE = {"queueing": "no"}
+QUEUE = {"queueing": "yes", "queue_retry_min": "1s",
+         "queue_run_interval": "1s"}
 
 
 class Ctx:
@@ -100,23 +108,29 @@ def start_wrangler(ctx):
 
 
 def stop_wrangler(ctx):
-    """Stop wrangler and workerd: its process group, by the leader's PID."""
+    """Stop wrangler, then whatever is left of its process group (workerd),
+    by the leader's PID.  wrangler first, so that it shuts workerd down and
+    reaps it itself."""
     p, ctx.proc = ctx.proc, None
     if p is None:
         return
     kids = stack.descendants(p.pid)
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        if p.poll() is not None and not any(stack.pid_alive(k) for k in kids):
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if p.poll() is not None and stack.wait_gone(kids, 3):
             break
         try:
             os.killpg(p.pid, sig)
         except ProcessLookupError:
             pass
         try:
-            p.wait(wait)
+            p.wait(5)
         except subprocess.TimeoutExpired:
             pass
-        stack.wait_gone(kids, wait)
 
 
 def wrangler_log(ctx):
@@ -205,7 +219,7 @@ def setup():
     ctx.st = stack.Stack("worker_e2e")
     try:
         ctx.st.start_dovecot()
-        ctx.st.start_api()
+        ctx.st.start_api(extra_conf=NO_QUEUE)
         start_wrangler(ctx)
     except BaseException:
         teardown(ctx)
@@ -323,6 +337,41 @@ def retry_after_outage_delivers_once(ctx):
         time.sleep(0.5)
     eq(status, 200, "handler status of the retry (%s)" % text.strip()[:300])
     eq(len(stored(ctx, mid)), 1, "copies in INBOX after the retry")
+
+
+def handler_retrying(ctx, raw, rcpt, tries=3):
+    """Hand a message over like a sender that retries temporary failures
+    (the first request after an API restart may find a stale pooled
+    connection)."""
+    status, text = 0, ""
+    for _ in range(tries):
+        status, text = handler(ctx, raw, "a@sender.test", rcpt)
+        if status != 500:
+            break
+        time.sleep(1.05)
+    return status, text
+
+
+@test
+def dovecot_down_with_queueing_is_queued_then_delivered(ctx):
+    st = ctx.st
+    st.stop_api()
+    st.start_api(extra_conf=QUEUE)
+    mid, raw = message(ctx, "queued")
+    st.stop_dovecot()
+    try:
+        status, text = handler_retrying(ctx, raw, "demo@example.test")
+        eq(status, 200, "handler status with Dovecot stopped and queueing "
+           "on (%s)" % text.strip()[:300])
+        line = worker_lines(ctx, lambda x: x.get("outcome") == "queued")
+        check(line and line[-1].get("status") == 202,
+              "no queued log line with status 202: %r" % line[-1:])
+    finally:
+        st.start_dovecot()
+    stack.wait_for(lambda: stored(ctx, mid), 60, interval=0.5,
+                   what="the queued message in INBOX")
+    time.sleep(1.5)
+    eq(len(stored(ctx, mid)), 1, "copies in INBOX after the queue ran")
 
 
 if __name__ == "__main__":
