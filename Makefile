@@ -107,7 +107,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@./tests/bench/run.sh
 
-BANNED	= 'strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol'
+BANNED	= strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol
 lint:
 	@! grep -nE '\<($(BANNED))[[:space:]]*\(' $(CORE_SRC) $(API_SRC) \
 	    $(SUBMIT_SRC) $(CTL_SRC) lmtp/lmtp-send.c | grep -v 'snprintf\|vsnprintf' \
