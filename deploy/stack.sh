@@ -143,8 +143,16 @@ init_directory() {
 		printf '%s:%s::::::userdb_quota_rule=*:storage=4G\n' \
 		    "$DEMO_USER" "$hash" >>"$users"
 	fi
+	# The domain and its admin aliases (DESIGN section 7), in the formats
+	# of lib/directory.h; written once, edgemailctl owns them afterwards.
 	[ -e "$RUN/directory/domains" ] ||
-	    printf '%s\n' "$DOMAIN" >"$RUN/directory/domains"
+	    printf '%s admin=%s\n' "$DOMAIN" "$DEMO_USER" \
+	    >"$RUN/directory/domains"
+	if [ ! -e "$RUN/directory/aliases" ]; then
+		for a in postmaster abuse admin root nobody dmarc-report; do
+			printf '%s@%s %s\n' "$a" "$DOMAIN" "$DEMO_USER"
+		done >"$RUN/directory/aliases"
+	fi
 }
 
 write_dovecot_conf() {
@@ -316,6 +324,27 @@ do_stop() {
 	return 0
 }
 
+# Whether something listens on TCP port $1 of 127.0.0.1 or of every
+# address (read from /proc/net/tcp: no connection is made).
+port_in_use() {
+	hex=$(printf '%04X' "$1")
+	awk -v a="0100007F:$hex" -v b="00000000:$hex" \
+	    '$4 == "0A" && ($2 == a || $2 == b) { f = 1 } END { exit !f }' \
+	    /proc/net/tcp 2>/dev/null
+}
+
+check_ports() {
+	busy=
+	for v in "$@"; do
+		eval "p=\$$v"
+		if port_in_use "$p"; then
+			say "127.0.0.1:$p is in use ($v)"
+			busy=1
+		fi
+	done
+	[ -z "$busy" ] || die "ports in use: another stack runs? (deploy/stack.sh stop, or set other ports)"
+}
+
 start_dovecot() {
 	pidf=$RUN/pids/dovecot.pid
 	old=$(read_pid "$pidf")
@@ -408,11 +437,11 @@ EOF
   T='/v1/messages?mail_from=a%40sender.test&rcpt=demo%40example.test'
   TS=\$(date +%s); H=\$(openssl dgst -sha256 -r /tmp/hello.eml | cut -d' ' -f1)
   SIG=\$(printf 'v1\n%s\nPOST\n%s\n\n%s' "\$TS" "\$T" "\$H" | openssl dgst -sha256 -hmac "\$SECRET" -r | cut -d' ' -f1)
-  curl --cacert $r/tls/ca.pem -H 'Content-Type: message/rfc822' -H "Edgemail-Key-Id: \$KID" -H "Edgemail-Timestamp: \$TS" -H "Edgemail-Signature: v1=\$SIG" --data-binary @/tmp/hello.eml "https://127.0.0.1:$API_PORT\$T"
+  curl -sS --cacert $r/tls/ca.pem -H 'Content-Type: message/rfc822' -H "Edgemail-Key-Id: \$KID" -H "Edgemail-Timestamp: \$TS" -H "Edgemail-Signature: v1=\$SIG" --data-binary @/tmp/hello.eml "https://127.0.0.1:$API_PORT\$T"; echo
 
  Read it back over IMAP:
 
-  curl --cacert $r/tls/ca.pem -u "$DEMO_USER:\$(cat $r/demo.password)" 'imaps://127.0.0.1:$IMAPS_PORT/INBOX;UID=1'
+  curl -sS --cacert $r/tls/ca.pem -u "$DEMO_USER:\$(cat $r/demo.password)" 'imaps://127.0.0.1:$IMAPS_PORT/INBOX;UID=1'
 
  Ctrl-C stops everything.
 ==================================================================
@@ -432,6 +461,11 @@ on_signal() {
 do_run() {
 	do_init
 	[ -x "$BIN/edgemail-api" ] || die "$BIN/edgemail-api not built: make all"
+	ports="API_PORT IMAP_PORT IMAPS_PORT POP3_PORT POP3S_PORT SIEVE_PORT"
+	[ -x "$BIN/edgemail-submit" ] && ports="$ports SUBMIT_PORT SUBMITS_PORT"
+	# shellcheck disable=SC2086
+	check_ports $ports
+	rm -f "$RUN/pids/stopping"
 	trap on_signal INT TERM HUP
 	start_dovecot
 	start_prog api "$BIN/edgemail-api"
@@ -453,8 +487,13 @@ do_run() {
 	while pid_alive "$api_pid"; do
 		wait "$api_pid" 2>/dev/null || true
 	done
-	say "edgemail-api exited; see $RUN/log/api.log"
 	trap '' INT TERM HUP
+	if [ -e "$RUN/pids/stopping" ]; then
+		# `deploy/stack.sh stop` from elsewhere: it stops the rest.
+		say "stopped by deploy/stack.sh stop"
+		exit 0
+	fi
+	say "edgemail-api exited; see $RUN/log/api.log"
 	do_stop
 	exit 1
 }
@@ -468,6 +507,9 @@ shift
 case "$cmd" in
 init)	set_run "${1:-}"; do_init; say "initialised $RUN" ;;
 run)	set_run "${1:-}"; do_run ;;
-stop)	set_run "${1:-}"; do_stop ;;
+stop)	set_run "${1:-}"
+	[ -d "$RUN/pids" ] && : >"$RUN/pids/stopping"
+	do_stop
+	rm -f "$RUN/pids/stopping" ;;
 *)	usage ;;
 esac
