@@ -443,6 +443,16 @@ EOF
 
   curl -sS --cacert $r/tls/ca.pem -u "$DEMO_USER:\$(cat $r/demo.password)" 'imaps://127.0.0.1:$IMAPS_PORT/INBOX;UID=1'
 
+EOF
+	if [ -n "${SUBMIT_STARTED:-}" ]; then
+		cat <<EOF
+ Send as the demo user through the relay (STARTTLS):
+
+  swaks --server 127.0.0.1:$SUBMIT_PORT --tls --tls-verify --tls-ca-path $r/tls/ca.pem --auth PLAIN --auth-user $DEMO_USER --auth-password "\$(cat $r/demo.password)" --from $DEMO_USER --to $DEMO_USER
+
+EOF
+	fi
+	cat <<EOF
  Ctrl-C stops everything.
 ==================================================================
 EOF
@@ -479,6 +489,17 @@ do_run() {
 	if [ -x "$BIN/edgemail-submit" ]; then
 		start_prog submit "$BIN/edgemail-submit"
 		SUBMIT_STARTED=1
+		i=0
+		while ! port_in_use "$SUBMIT_PORT" && [ $i -lt 100 ]; do
+			pid_alive "$(read_pid "$RUN/pids/submit.pid")" || break
+			sleep 0.05
+			i=$((i + 1))
+		done
+		if ! port_in_use "$SUBMIT_PORT"; then
+			say "edgemail-submit is not listening; last lines of $RUN/log/submit.log:"
+			tail -n 20 "$RUN/log/submit.log" >&2 || true
+			SUBMIT_STARTED=
+		fi
 	fi
 	print_usage_block
 	# Background children ignore SIGINT in a non-interactive shell, so
