@@ -369,7 +369,7 @@ class Stack:
             lines = f.readlines()
         key = addr.lower() + ":"
         with open(self.users_file, "w") as f:
-            f.writelines(l for l in lines if not l.startswith(key))
+            f.writelines(ln for ln in lines if not ln.startswith(key))
         self._users_changed()
 
     # -- programs -------------------------------------------------------
