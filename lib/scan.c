@@ -1,0 +1,434 @@
+/*
+ * scan.c - libclamav engine life cycle (load, compile, warm, reload and
+ * swap) and the whole-message scan (see scan.h).
+ *
+ * The engine in use is reference counted: a scan takes a reference under
+ * the lock, scans without it, and drops it; a reload swaps the pointer
+ * and the last scan on the old engine frees it.  The message is given to
+ * libclamav as one virtual file (our prefix, then the body in memory or
+ * in the spool file) through an fmap read callback: nothing is copied.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <clamav.h>
+
+#include "lib/log.h"
+#include "lib/scan.h"
+
+struct engine {
+	struct cl_engine *cl;
+	unsigned sigs;
+	unsigned refs;		/* scans in flight + 1 while current */
+};
+
+struct scanner {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct engine *cur;
+	char	*db_dir;
+	struct scan_limits lim;
+	char	 why[256];	/* why cur is NULL */
+	struct cl_stat dbstat;
+	int	 have_stat;
+	pthread_t thread;
+	int	 thread_running;
+	int	 stopping;
+};
+
+static pthread_once_t cl_once = PTHREAD_ONCE_INIT;
+static cl_error_t cl_init_rc = CL_SUCCESS;
+
+static void
+cl_init_once(void)
+{
+	cl_init_rc = cl_init(CL_INIT_DEFAULT);
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+const char *
+scan_verdict_name(enum scan_verdict v)
+{
+	switch (v) {
+	case SCAN_CLEAN:
+		return "clean";
+	case SCAN_VIRUS:
+		return "virus";
+	case SCAN_ENCRYPTED:
+		return "encrypted";
+	case SCAN_LIMITS:
+		return "limits";
+	case SCAN_ERROR:
+		break;
+	}
+	return "error";
+}
+
+static void
+engine_unref(struct engine *e)
+{
+	if (e != NULL && --e->refs == 0) {
+		cl_engine_free(e->cl);
+		free(e);
+	}
+}
+
+static void
+scan_options(struct cl_scan_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->general = CL_SCAN_GENERAL_HEURISTICS;
+	o->parse = ~0u;			/* every parser, mail included */
+	o->heuristic = CL_SCAN_HEURISTIC_ENCRYPTED_ARCHIVE |
+	    CL_SCAN_HEURISTIC_EXCEEDS_MAX;
+}
+
+/* Build, compile and warm an engine; NULL with why. */
+static struct engine *
+engine_load(const char *dir, const struct scan_limits *lim, char *why,
+    size_t whysz)
+{
+	static const char warm[] = "From: warm-up\r\n\r\nwarm-up\r\n";
+	struct cl_scan_options opts;
+	struct engine *e;
+	unsigned sigs = 0;
+	const char *vname = NULL;
+	unsigned long scanned = 0;
+	cl_fmap_t *map;
+	cl_error_t rc;
+
+	pthread_once(&cl_once, cl_init_once);
+	if (cl_init_rc != CL_SUCCESS) {
+		snprintf(why, whysz, "cl_init: %s", cl_strerror(cl_init_rc));
+		return NULL;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL ||
+	    (e->cl = cl_engine_new()) == NULL) {
+		free(e);
+		snprintf(why, whysz, "out of memory");
+		return NULL;
+	}
+	e->refs = 1;
+	if ((rc = cl_load(dir, e->cl, &sigs, CL_DB_STDOPT)) != CL_SUCCESS) {
+		snprintf(why, whysz, "signatures in %s: %s", dir, cl_strerror(rc));
+		goto fail;
+	}
+	if (sigs == 0) {
+		snprintf(why, whysz, "no signatures in %s", dir);
+		goto fail;
+	}
+	if (cl_engine_set_num(e->cl, CL_ENGINE_MAX_FILESIZE,
+	    (long long)lim->max_filesize) != CL_SUCCESS ||
+	    cl_engine_set_num(e->cl, CL_ENGINE_MAX_SCANSIZE,
+	    (long long)lim->max_scansize) != CL_SUCCESS ||
+	    cl_engine_set_num(e->cl, CL_ENGINE_MAX_RECURSION,
+	    lim->max_recursion) != CL_SUCCESS ||
+	    cl_engine_set_num(e->cl, CL_ENGINE_MAX_FILES,
+	    lim->max_files) != CL_SUCCESS) {
+		snprintf(why, whysz, "cannot set scan limits");
+		goto fail;
+	}
+	if ((rc = cl_engine_compile(e->cl)) != CL_SUCCESS) {
+		snprintf(why, whysz, "compile: %s", cl_strerror(rc));
+		goto fail;
+	}
+	e->sigs = sigs;
+	/* The first scan after a compile sets up lazily (~150 ms): pay it
+	 * here, not on a message. */
+	scan_options(&opts);
+	if ((map = cl_fmap_open_memory(warm, sizeof(warm) - 1)) != NULL) {
+		(void)cl_scanmap_callback(map, "warm-up", &vname, &scanned,
+		    e->cl, &opts, NULL);
+		cl_fmap_close(map);
+	}
+	return e;
+fail:
+	cl_engine_free(e->cl);
+	free(e);
+	return NULL;
+}
+
+/* Load now; swap in on success.  Called without the lock held. */
+static int
+reload_locked_out(struct scanner *s)
+{
+	char why[256];
+	struct engine *e, *old;
+	struct cl_stat st;
+	int have = 0;
+	double t0 = now_ms();
+
+	memset(&st, 0, sizeof(st));
+	if (cl_statinidir(s->db_dir, &st) == CL_SUCCESS)
+		have = 1;
+	e = engine_load(s->db_dir, &s->lim, why, sizeof(why));
+	pthread_mutex_lock(&s->mu);
+	if (e == NULL) {
+		if (s->cur == NULL)
+			snprintf(s->why, sizeof(s->why), "%s", why);
+		pthread_mutex_unlock(&s->mu);
+		if (have)
+			cl_statfree(&st);
+		log_warnx("event=scanner_load_failed db=%s why=\"%s\"",
+		    s->db_dir, why);
+		return -1;
+	}
+	old = s->cur;
+	s->cur = e;
+	s->why[0] = '\0';
+	if (s->have_stat)
+		cl_statfree(&s->dbstat);
+	s->dbstat = st;
+	s->have_stat = have;
+	engine_unref(old);
+	pthread_mutex_unlock(&s->mu);
+	log_info("event=scanner_loaded db=%s signatures=%u ms=%.0f",
+	    s->db_dir, e->sigs, now_ms() - t0);
+	return 0;
+}
+
+int
+scan_reload(struct scanner *s)
+{
+	return reload_locked_out(s);
+}
+
+static void *
+reload_thread(void *arg)
+{
+	struct scanner *s = arg;
+	struct timespec ts;
+	int changed;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += s->lim.reload_interval;
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		if (s->stopping)
+			break;
+		changed = s->cur == NULL || !s->have_stat ||
+		    cl_statchkdir(&s->dbstat) == 1;
+		if (!changed)
+			continue;
+		pthread_mutex_unlock(&s->mu);
+		(void)reload_locked_out(s);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+struct scanner *
+scan_new(const char *db_dir, const struct scan_limits *lim)
+{
+	struct scanner *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->db_dir = strdup(db_dir)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->lim = *lim;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	snprintf(s->why, sizeof(s->why), "not loaded");
+	(void)reload_locked_out(s);
+	if (lim->reload_interval > 0 &&
+	    pthread_create(&s->thread, NULL, reload_thread, s) == 0)
+		s->thread_running = 1;
+	return s;
+}
+
+void
+scan_free(struct scanner **sp)
+{
+	struct scanner *s;
+
+	if (sp == NULL || (s = *sp) == NULL)
+		return;
+	if (s->thread_running) {
+		pthread_mutex_lock(&s->mu);
+		s->stopping = 1;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+	}
+	engine_unref(s->cur);
+	if (s->have_stat)
+		cl_statfree(&s->dbstat);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s->db_dir);
+	free(s);
+	*sp = NULL;
+}
+
+int
+scan_ready(struct scanner *s, char *why, size_t whysz)
+{
+	int ok;
+
+	pthread_mutex_lock(&s->mu);
+	ok = s->cur != NULL;
+	if (!ok)
+		snprintf(why, whysz, "%s", s->why);
+	pthread_mutex_unlock(&s->mu);
+	return ok;
+}
+
+unsigned
+scan_signatures(struct scanner *s)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->cur ? s->cur->sigs : 0;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+/* fmap read callback: the prefix, then the body. */
+static off_t
+read_cb(void *handle, void *buf, size_t count, off_t offset)
+{
+	const struct scan_input *in = handle;
+	size_t done = 0, total, pl = in->prefix_len;
+	ssize_t n;
+
+	total = pl + (in->fd >= 0 ? (size_t)in->len : in->mem_len);
+	if (offset < 0 || (size_t)offset >= total)
+		return 0;
+	if (count > total - (size_t)offset)
+		count = total - (size_t)offset;
+	while (done < count) {
+		size_t at = (size_t)offset + done;
+
+		if (at < pl) {
+			size_t k = pl - at < count - done ? pl - at : count - done;
+
+			memcpy((char *)buf + done, in->prefix + at, k);
+			done += k;
+		} else if (in->fd < 0) {
+			size_t k = count - done;
+
+			memcpy((char *)buf + done, in->mem + (at - pl), k);
+			done += k;
+		} else {
+			n = pread(in->fd, (char *)buf + done, count - done,
+			    in->off + (off_t)(at - pl));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -1;
+			if (n == 0)
+				break;
+			done += (size_t)n;
+		}
+	}
+	return (off_t)done;
+}
+
+static enum scan_verdict
+classify(const char *name)
+{
+	if (strncmp(name, "Heuristics.Encrypted.", 21) == 0)
+		return SCAN_ENCRYPTED;
+	if (strncmp(name, "Heuristics.Limits.Exceeded", 26) == 0) {
+		/* Too slow is not proof of a bomb: the host may be busy. */
+		if (strstr(name, "MaxScanTime") != NULL)
+			return SCAN_ERROR;
+		return SCAN_LIMITS;
+	}
+	return SCAN_VIRUS;
+}
+
+void
+scan_message(struct scanner *s, const struct scan_input *in,
+    struct scan_result *r)
+{
+	struct cl_scan_options opts;
+	struct engine *e;
+	const char *vname = NULL;
+	unsigned long scanned = 0;
+	cl_fmap_t *map;
+	cl_error_t rc;
+	size_t total;
+	double t0 = now_ms();
+
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_lock(&s->mu);
+	if ((e = s->cur) != NULL)
+		e->refs++;
+	else
+		snprintf(r->name, sizeof(r->name), "scanner not ready: %.100s",
+		    s->why);
+	pthread_mutex_unlock(&s->mu);
+	if (e == NULL) {
+		r->verdict = SCAN_ERROR;
+		return;
+	}
+	total = in->prefix_len + (in->fd >= 0 ? (size_t)in->len : in->mem_len);
+	scan_options(&opts);
+	map = cl_fmap_open_handle((void *)(uintptr_t)in, 0, total, read_cb, 1);
+	if (map == NULL) {
+		r->verdict = SCAN_ERROR;
+		snprintf(r->name, sizeof(r->name), "out of memory");
+	} else {
+		rc = cl_scanmap_callback(map, "message.eml", &vname, &scanned,
+		    e->cl, &opts, NULL);
+		cl_fmap_close(map);
+		if (rc == CL_VIRUS) {
+			snprintf(r->name, sizeof(r->name), "%s",
+			    vname ? vname : "unknown");
+			r->verdict = classify(r->name);
+		} else if (rc == CL_CLEAN)
+			r->verdict = SCAN_CLEAN;
+		else {
+			r->verdict = SCAN_ERROR;
+			snprintf(r->name, sizeof(r->name), "%s", cl_strerror(rc));
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	engine_unref(e);
+	pthread_mutex_unlock(&s->mu);
+	r->ms = now_ms() - t0;
+}
+
+void
+scan_reply(const struct scan_result *r, struct reply *rep)
+{
+	switch (r->verdict) {
+	case SCAN_CLEAN:
+		reply_set(rep, 250, "2.0.0", "clean");
+		break;
+	case SCAN_VIRUS:
+		reply_set(rep, 554, "5.7.1", "virus found: %s", r->name);
+		break;
+	case SCAN_ENCRYPTED:
+		reply_set(rep, 554, "5.7.1", "encrypted archive refused");
+		break;
+	case SCAN_LIMITS:
+		reply_set(rep, 554, "5.7.1", "archive exceeds the scan limits "
+		    "(%s)", r->name);
+		break;
+	case SCAN_ERROR:
+		reply_set(rep, 451, "4.3.0", "virus scan not possible now: %s",
+		    r->name);
+		break;
+	}
+}
