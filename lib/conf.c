@@ -156,10 +156,32 @@ const struct conf_def conf_defs[] = {
 	    "how long outgoing mail is retried before it bounces" },
 	{ "redis", "", "Redis for rate limits and idempotency, host:port or "
 	    "unix:/path (empty: in-process)" },
-	{ "rspamd_url", "", "rspamd controller URL (empty: no spam scoring)" },
+	{ "rspamd_url", "", "rspamd base URL, e.g. http://127.0.0.1:11333 "
+	    "(/checkv2 is asked; empty: no spam scoring)" },
+	{ "rspamd_timeout", "20s", "deadline of one rspamd check" },
+	{ "rspamd_fail_open", "no",
+	    "deliver unscored when rspamd fails (no: answer 503)" },
 	{ "clamav_db_dir", "/var/lib/clamav", "ClamAV signature database" },
 	{ "scan", "yes", "scan messages for viruses" },
-	{ "dns_server", "", "DNS server ip[:port] (empty: the system resolver)" },
+	{ "scan_max_filesize", "100M", "largest file inside a message scanned" },
+	{ "scan_max_scansize", "400M",
+	    "most data scanned per message (more: refused as an archive bomb)" },
+	{ "scan_max_recursion", "17", "deepest archive nesting scanned" },
+	{ "scan_max_files", "10000", "most files inside archives scanned" },
+	{ "scan_reload_interval", "60s",
+	    "how often the signature directory is checked for changes" },
+	{ "dns_server", "", "DNS server ip[:port] (empty: the system resolver; "
+	    "none: no lookups)" },
+	{ "dns_timeout", "5s", "deadline of one DNS lookup" },
+	{ "dkim_verify", "yes", "verify DKIM signatures and DMARC of received mail" },
+	{ "dmarc_reject", "yes", "p=reject failures: yes (refuse), quarantine "
+	    "(Junk) or no (deliver)" },
+	{ "public_suffix_list", "/usr/share/publicsuffix/public_suffix_list.dat",
+	    "Public Suffix List for DMARC organizational domains" },
+	{ "edge_key_ids", "", "HMAC key ids used by the Email Worker: only their "
+	    "requests carry the edge's SPF/ARC results" },
+	{ "edge_authserv_id", "mx.cloudflare.net",
+	    "authserv-id of the edge's Authentication-Results" },
 	{ NULL, NULL, NULL }
 };
 
