@@ -32,6 +32,7 @@ struct lmtp_pool;
 struct replay;
 struct spool;
 struct idem;
+struct redis;
 
 #define API_MAX_RCPTS_HARD	1000	/* max_recipients is capped here */
 #define API_ID_LEN		16
@@ -45,6 +46,8 @@ struct api {
 	struct replay *replay;		/* has its own lock */
 	struct spool *spool;		/* deferred messages (lib/spool.h) */
 	struct idem *idem;		/* Idempotency-Key records */
+	struct redis *redis;		/* shared state, or NULL (embedded) */
+	long long rate_limit;		/* messages per minute per key, 0 = off */
 	char	 hostname[256];
 	char	 authserv_id[256];
 	char	 spool_dir[1024];
@@ -140,7 +143,8 @@ struct idem_record {
 	unsigned http;
 	char	*response;	/* JSON; free() it */
 };
-struct idem *idem_open(const char *dir, int64_t ttl, char *err, size_t errsz);
+struct idem *idem_open(const char *dir, int64_t ttl, struct redis *redis,
+	    char *err, size_t errsz);
 void	idem_close(struct idem **dp);
 enum idem_state idem_begin(struct idem *d, const char *key,
 	    const char *body_hex, int64_t stale_after, struct idem_record *rec);
@@ -150,6 +154,25 @@ void	idem_abort(struct idem *d, const char *key);
 void	idem_sweep(struct idem *d);
 /* SHA-256 hex of a key (65 bytes): record names, delivery ids. */
 void	idem_key_hash(const char *key, char *hex);
+
+/* redis.c: shared state for several instances; -1 = unavailable. */
+struct redis *redis_open(const char *url, int timeout_ms, char *err,
+	    size_t errsz);
+void	redis_close(struct redis **rp);
+/* 1 set, 0 existed, -1 error */
+int	redis_set_nx(struct redis *r, const char *key, const char *val,
+	    size_t len, int64_t ttl);
+int	redis_set(struct redis *r, const char *key, const char *val, size_t len,
+	    int64_t ttl);
+/* malloc'd value; NULL with *missing_r = 1 when absent, 0 on error */
+char	*redis_get(struct redis *r, const char *key, int *missing_r);
+int	redis_del(struct redis *r, const char *key);
+/* INCR with an expiry set on creation; the new value or -1 */
+long long redis_incr(struct redis *r, const char *key, int64_t ttl);
+
+/* rate.c: per-key message rate (rate_limit_per_key per minute).
+ * 0 allowed, >0 seconds to wait, -1 store unavailable. */
+int	rate_check(struct api *api, const char *key_id);
 
 /* queue.c: the runner that retries deferred recipients. */
 int	queue_start(struct api *api);

@@ -398,10 +398,33 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	buf_free(&canon);
 	if (bad)
 		return refuse(con, rq, 401, "unauthorized", "bad signature", 0);
-	if (replay_check_and_add(api->replay, rq->sig + 3,
+	if (api->redis != NULL) {
+		char key[128];
+
+		snprintf(key, sizeof(key), "edgemail:replay:%s", rq->sig + 3);
+		switch (redis_set_nx(api->redis, key, "1", 1,
+		    rq->ts_val + api->max_skew + 1 - (int64_t)time(NULL))) {
+		case 0:
+			return refuse(con, rq, 401, "unauthorized",
+			    "replayed signature", 0);
+		case -1:
+			return refuse(con, rq, 503, "unavailable",
+			    "shared state (Redis) unavailable", 5);
+		}
+	} else if (replay_check_and_add(api->replay, rq->sig + 3,
 	    rq->ts_val + api->max_skew + 1, (int64_t)time(NULL)) != 0)
 		return refuse(con, rq, 401, "unauthorized",
 		    "replayed signature", 0);
+	{
+		int wait = rate_check(api, rq->key_id);
+
+		if (wait < 0)
+			return refuse(con, rq, 503, "unavailable",
+			    "shared state (Redis) unavailable", 5);
+		if (wait > 0)
+			return refuse(con, rq, 429, "rate_limited",
+			    "rate_limit_per_key exceeded for this key", wait);
+	}
 	if (rq->in.too_big) {
 		snprintf(err, sizeof(err), "message or header section over "
 		    "the limit (max_message_size %llu, max_header_size %llu)",

@@ -73,6 +73,8 @@ load_settings(struct api *api)
 	    sizeof(err)), err);
 	conf_or_die(conf_get_bool(c, "queueing", &api->queueing, err,
 	    sizeof(err)), err);
+	conf_or_die(conf_get_ll(c, "rate_limit_per_key", 0, 100000000,
+	    &api->rate_limit, err, sizeof(err)), err);
 	api->lmtp_timeout = timeout;
 	if (api->run_interval < 1)
 		api->run_interval = 1;
@@ -99,8 +101,12 @@ load_settings(struct api *api)
 	if ((api->spool = spool_open(api->spool_dir, spool_max, err,
 	    sizeof(err))) == NULL)
 		fatalx("spool: %s", err);
-	if ((api->idem = idem_open(conf_get(c, "idem_dir"), idem_ttl, err,
-	    sizeof(err))) == NULL)
+	s = conf_get(c, "redis");
+	if (s != NULL && s[0] != '\0' &&
+	    (api->redis = redis_open(s, 1000, err, sizeof(err))) == NULL)
+		fatalx("redis: %s", err);
+	if ((api->idem = idem_open(conf_get(c, "idem_dir"), idem_ttl,
+	    api->redis, err, sizeof(err))) == NULL)
 		fatalx("idempotency store: %s", err);
 }
 
@@ -171,6 +177,7 @@ main(int argc, char **argv)
 	queue_stop();
 	spool_close(&api.spool);
 	idem_close(&api.idem);
+	redis_close(&api.redis);
 	lmtp_pool_free(&api.lmtp);
 	replay_free(&api.replay);
 	keyring_free(&api.keys);

@@ -64,6 +64,8 @@ const struct conf_def conf_defs[] = {
 	{ "queueing", "yes",
 	  "queue recipients that fail temporarily (202); no: answer 503" },
 	{ "idem_dir", "$state_dir/idem", "idempotency records (embedded mode)" },
+	{ "rate_limit_per_key", "0",
+	  "messages per minute per HMAC key id, 429 above (0: no limit)" },
 	{ "idempotency_ttl", "24h", "how long an Idempotency-Key is remembered" },
 	{ "queue_retry_min", "60s", "first retry delay of a deferred recipient" },
 	{ "queue_retry_max", "1h", "longest retry delay (exponential backoff)" },
@@ -154,8 +156,8 @@ const struct conf_def conf_defs[] = {
 	{ "relayhost", "", "next hop for outgoing mail, host:port (empty: direct)" },
 	{ "max_queue_lifetime", "5d",
 	    "how long outgoing mail is retried before it bounces" },
-	{ "redis", "", "Redis for rate limits and idempotency, host:port or "
-	    "unix:/path (empty: in-process)" },
+	{ "redis", "", "Redis for the replay cache, idempotency records and "
+	    "rate limits, redis://host:port[/db] (empty: in-process)" },
 	{ "rspamd_url", "", "rspamd base URL, e.g. http://127.0.0.1:11333 "
 	    "(/checkv2 is asked; empty: no spam scoring)" },
 	{ "rspamd_timeout", "20s", "deadline of one rspamd check" },
