@@ -1,0 +1,106 @@
+/*
+ * bench.h - edgemail-bench: load generator and null LMTP server for
+ * `make bench` (tests/bench/run.sh, docs/bench.md).
+ *
+ *   bench.c       main, options, the test message, the timed run (one
+ *                 thread per connection), statistics and the result line
+ *   lmtp_load.c   raw LMTP transactions (lmtp/lmtp.h) into a server
+ *   http_load.c   signed HTTPS POSTs (OpenSSL, keep-alive) into the API
+ *   sink.c        a null LMTP server that answers 250 at once
+ *
+ * Not a test of correctness: every load mode counts anything but a full
+ * delivery (every recipient 2xx) as an error and prints it, nothing more.
+ */
+#ifndef EDGEMAIL_BENCH_H
+#define EDGEMAIL_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "lmtp/lmtp.h"
+
+#define BENCH_RCPTS_MAX		100
+#define BENCH_ADDR_MAX		128
+/* The last body line, rewritten for every message: "bench-seq NONCE SEQ". */
+#define BENCH_TAIL_LEN		49
+
+/* What a load run sends and where. */
+struct bench_opts {
+	const char *mode;		/* "lmtp" or "http" */
+	size_t	 size;			/* message bytes, tail included */
+	int	 nrcpt;
+	int	 nmailbox;
+	const char *user;		/* mailboxes are USER1..USERn */
+	const char *domain;
+	const char *from;
+	int	 conc;
+	double	 duration;		/* measured seconds */
+	double	 warmup;		/* seconds run before measuring */
+	const char *label;
+	const char *samples;		/* append the latencies to this file */
+
+	/* lmtp */
+	struct lmtp_server lmtp;
+
+	/* http */
+	char	 host[256];
+	char	 port[16];
+	const char *ca_file;
+	const char *keys_file;
+	const char *key_id;		/* NULL: the first key of the file */
+};
+
+/* The test message, shared read-only by every connection. */
+struct bench_msg {
+	char	*data;			/* CRLF line ends, size bytes */
+	size_t	 size;
+	size_t	 tail_off;		/* where the per-message tail starts */
+	EVP_MD_CTX *prefix_sha;		/* SHA-256 state after data[0..tail_off) */
+	char	 rcpt[BENCH_RCPTS_MAX][BENCH_ADDR_MAX];
+	const char *rcptp[BENCH_RCPTS_MAX];
+	int	 nrcpt;
+	uint64_t nonce;			/* this process's run, in every tail */
+};
+
+/* Per-connection results, kept by the thread that owns the connection. */
+struct bench_stats {
+	double	*lat_ms;
+	size_t	 n, cap;
+	uint64_t errors;
+	char	 first_error[256];
+};
+
+/* A load mode: one call per connection thread. */
+struct bench_conn_ctx {
+	const struct bench_opts *o;
+	const struct bench_msg *msg;
+	void	*shared;		/* the mode's own shared state */
+	int	 idx;
+	double	 t_measure;		/* monotonic: start of the measured span */
+	double	 t_end;			/* monotonic: stop starting new messages */
+	struct bench_stats st;
+};
+
+double	bench_now(void);
+/* Fill the tail of a copy of the message for message number seq. */
+void	bench_msg_tail(const struct bench_msg *m, uint64_t seq, char *tail);
+uint64_t bench_next_seq(void);
+/* Record one finished message (started at t0, ended at t1). */
+void	bench_record(struct bench_conn_ctx *cx, double t0, double t1, int ok,
+	    const char *why);
+
+/* lmtp_load.c */
+int	lmtp_load_init(const struct bench_opts *o, void **shared_r);
+void	*lmtp_load_conn(void *arg);
+
+/* http_load.c */
+int	http_load_init(const struct bench_opts *o, const struct bench_msg *m,
+	    void **shared_r);
+void	*http_load_conn(void *arg);
+
+/* sink.c */
+int	sink_main(int argc, char **argv);
+
+#endif
