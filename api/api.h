@@ -73,6 +73,7 @@ struct rcpt {
 /* The message as it arrives (ingest.c). */
 struct ingest {
 	EVP_MD_CTX *sha;		/* over the raw body bytes, as signed */
+	EVP_MD_CTX *body_sha;		/* over the normalised body section */
 	struct crlf_state crlf;
 	struct buf hdr;			/* header section, CRLF, incl. blank line */
 	int	 in_body;
@@ -96,6 +97,14 @@ int	ingest_feed(struct ingest *in, const struct api *api, const char *p,
 int	ingest_finish(struct ingest *in, const struct api *api,
 	    char *sha256_hex);
 void	ingest_free(struct ingest *in);
+/*
+ * After ingest_finish: the hash that identifies "the same message" for
+ * Idempotency-Key: header section without the trace fields that hops
+ * add on top (Received, ARC-*, Authentication-Results...), plus body.
+ * A retry that passed through the edge again has new trace fields but the
+ * same content, so it is the same message, not a 409.
+ */
+int	ingest_content_hash(struct ingest *in, char *hex);
 
 /* Envelope and authentication data of one POST /v1/messages. */
 struct envelope {

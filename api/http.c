@@ -440,6 +440,9 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	if (rq->idem[0] != '\0') {
 		struct idem_record rec;
 
+		if (ingest_content_hash(&rq->in, hex) != 0)
+			return refuse(con, rq, 503, "unavailable",
+			    "hash failure", 5);
 		switch (idem_begin(api->idem, rq->idem, hex,
 		    api->request_timeout + api->lmtp_timeout, &rec)) {
 		case IDEM_NEW:

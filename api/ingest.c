@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "lib/hdr.h"
 #include "lib/log.h"
 
 #define INGEST_MEM_MAX	(64 * 1024)
@@ -29,7 +30,9 @@ ingest_init(struct ingest *in, const struct api *api)
 	memset(in, 0, sizeof(*in));
 	in->fd = -1;
 	if ((in->sha = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(in->sha, EVP_sha256(), NULL) != 1)
+	    EVP_DigestInit_ex(in->sha, EVP_sha256(), NULL) != 1 ||
+	    (in->body_sha = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(in->body_sha, EVP_sha256(), NULL) != 1)
 		return -1;
 	crlf_init(&in->crlf);
 	buf_init(&in->hdr, (size_t)api->max_header_size);
@@ -42,6 +45,8 @@ ingest_free(struct ingest *in)
 {
 	EVP_MD_CTX_free(in->sha);
 	in->sha = NULL;
+	EVP_MD_CTX_free(in->body_sha);
+	in->body_sha = NULL;
 	buf_free(&in->hdr);
 	buf_free(&in->body);
 	if (in->fd >= 0)
@@ -86,6 +91,7 @@ body_put(struct ingest *in, const struct api *api, const char *p, size_t n)
 {
 	if (in->io_error || n == 0)
 		return;
+	EVP_DigestUpdate(in->body_sha, p, n);
 	in->body_len += (off_t)n;
 	if (in->fd < 0 && buf_append(&in->body, p, n) == 0)
 		return;
@@ -177,5 +183,51 @@ ingest_finish(struct ingest *in, const struct api *api, char *sha256_hex)
 		else if (buf_append(&in->hdr, tail, n) != 0)
 			in->too_big = 1;
 	}
+	return 0;
+}
+
+/* Fields that each hop puts on top of a message; a retry through the edge
+ * arrives with fresh ones (new timestamps), so they are not "the body". */
+static int
+is_trace_field(const struct hdr_field *f)
+{
+	static const char *names[] = {
+		"Received", "Received-SPF", "Authentication-Results",
+		"ARC-Seal", "ARC-Message-Signature",
+		"ARC-Authentication-Results", "Return-Path", "Delivered-To",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (hdr_is(f, names[i]))
+			return 1;
+	return 0;
+}
+
+int
+ingest_content_hash(struct ingest *in, char *hex)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t pos = 0, start = 0;
+	struct hdr_field f;
+	EVP_MD_CTX *ctx;
+	int ok;
+
+	while (hdr_next(in->hdr.data, in->hdr.len, &pos, &f) == 1 &&
+	    is_trace_field(&f))
+		start = f.end;
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, in->hdr.data ? in->hdr.data + start : "",
+	    in->hdr.len - start) == 1 &&
+	    EVP_DigestFinal_ex(in->body_sha, md, &mdlen) == 1 &&
+	    EVP_DigestUpdate(ctx, md, mdlen) == 1 &&
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) == 1;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		return -1;
+	hex_encode(md, mdlen, hex);
 	return 0;
 }
