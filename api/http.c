@@ -37,6 +37,7 @@
 #include "auth/sig.h"
 #include "lib/conf.h"
 #include "lib/log.h"
+#include "lib/spool.h"
 #include "lmtp/pool.h"
 
 #define TARGET_MAX	(16 * 1024)
@@ -510,8 +511,20 @@ serve_get(struct MHD_Connection *con, struct request *rq, const char *path)
 	if (strcmp(path, "/metrics") == 0) {
 		struct buf b;
 
+		char **ids;
+		size_t n = 0;
+
 		buf_init(&b, 1024 * 1024);
 		metrics_render(&b);
+		if (spool_list(api->spool, &ids, &n) == 0)
+			spool_ids_free(ids, n);
+		buf_printf(&b, "# HELP edgemail_queue_messages Messages in the "
+		    "inbound spool.\n# TYPE edgemail_queue_messages gauge\n"
+		    "edgemail_queue_messages{queue=\"inbound\"} %zu\n"
+		    "# HELP edgemail_queue_bytes Bytes in the inbound spool.\n"
+		    "# TYPE edgemail_queue_bytes gauge\n"
+		    "edgemail_queue_bytes{queue=\"inbound\"} %llu\n", n,
+		    (unsigned long long)spool_bytes(api->spool));
 		return respond_raw(con, rq, 200,
 		    "text/plain; version=0.0.4; charset=utf-8",
 		    b.data ? b.data : calloc(1, 1), b.len, 0, NULL);
