@@ -235,6 +235,16 @@ def control_character_in_header_value_gives_400(s):
 
 
 @test
+def over_long_header_gives_431(s):
+    before = total_mail(s)
+    r = raw(s, b"POST /v1/messages?mail_from=&rcpt=demo%40example.test HTTP/1.1\r\n"
+               b"Host: x\r\nX-Long: " + b"a" * 70000 +
+               b"\r\nContent-Length: 0\r\n\r\n")
+    eq(status_of(r), 431, "status")
+    eq(total_mail(s), before, "messages stored")
+
+
+@test
 def wrong_content_type_gives_415(s):
     refused(s, 415, content_type="application/json")
 
