@@ -20,6 +20,7 @@
 
 #include "api/api.h"
 #include "lib/hdr.h"
+#include "lib/io.h"
 #include "lib/log.h"
 
 #define INGEST_MEM_MAX	(64 * 1024)
@@ -56,22 +57,6 @@ ingest_free(struct ingest *in)
 	in->scratch = NULL;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 static int
 spill_open(struct ingest *in, const struct api *api)
@@ -79,7 +64,7 @@ spill_open(struct ingest *in, const struct api *api)
 	in->fd = open(api->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (in->fd < 0)
 		return -1;
-	if (write_all(in->fd, in->body.data, in->body.len) != 0)
+	if (io_write_all(in->fd, in->body.data, in->body.len) != 0)
 		return -1;
 	buf_free(&in->body);
 	return 0;
@@ -96,7 +81,7 @@ body_put(struct ingest *in, const struct api *api, const char *p, size_t n)
 	if (in->fd < 0 && buf_append(&in->body, p, n) == 0)
 		return;
 	if ((in->fd < 0 && spill_open(in, api) != 0) ||
-	    write_all(in->fd, p, n) != 0) {
+	    io_write_all(in->fd, p, n) != 0) {
 		in->io_error = 1;
 		in->io_errno = errno;
 	}

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/io.h"
 #include "lib/log.h"
 #include "lib/spool.h"
 #include "lmtp/lmtp.h"
@@ -157,26 +158,6 @@ spool_close(struct spool **sp)
 	*sp = NULL;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (w == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /* Copy the message source (prefix + fd range or memory) into fd. */
 static int
@@ -185,10 +166,10 @@ copy_source(int fd, const struct lmtp_msg *m)
 	char *chunk;
 	off_t off, left;
 
-	if (m->prefix_len > 0 && write_all(fd, m->prefix, m->prefix_len) != 0)
+	if (m->prefix_len > 0 && io_write_all(fd, m->prefix, m->prefix_len) != 0)
 		return -1;
 	if (m->fd < 0)
-		return m->mem_len > 0 ? write_all(fd, m->mem, m->mem_len) : 0;
+		return m->mem_len > 0 ? io_write_all(fd, m->mem, m->mem_len) : 0;
 	if ((chunk = malloc(COPY_CHUNK)) == NULL)
 		return -1;
 	for (off = m->off, left = m->len; left > 0; ) {
@@ -197,7 +178,7 @@ copy_source(int fd, const struct lmtp_msg *m)
 
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0 || write_all(fd, chunk, (size_t)r) != 0) {
+		if (r <= 0 || io_write_all(fd, chunk, (size_t)r) != 0) {
 			if (r == 0)
 				errno = EIO;
 			free(chunk);
@@ -282,8 +263,8 @@ spool_commit(struct spool *s, const char *id, const char *mail_from,
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", s->dir, id);
 	snprintf(dst, sizeof(dst), "%s/queue/%s", s->dir, id);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
-	    write_all(fd, hdr.data, hdr.len) != 0 || copy_source(fd, m) != 0 ||
-	    (jr.len > 0 && write_all(fd, jr.data, jr.len) != 0) ||
+	    io_write_all(fd, hdr.data, hdr.len) != 0 || copy_source(fd, m) != 0 ||
+	    (jr.len > 0 && io_write_all(fd, jr.data, jr.len) != 0) ||
 	    fsync(fd) != 0 || close(fd) != 0) {
 		saved = errno;
 		if (fd >= 0)
@@ -509,7 +490,7 @@ spool_msg_source(const struct spool_msg *m, struct lmtp_msg *out)
 static int
 journal_append(struct spool *s, struct spool_msg *m, const struct buf *b)
 {
-	if (write_all(m->fd, b->data, b->len) != 0 || fdatasync(m->fd) != 0)
+	if (io_write_all(m->fd, b->data, b->len) != 0 || fdatasync(m->fd) != 0)
 		return -1;
 	m->file_len += (off_t)b->len;
 	pthread_mutex_lock(&s->lock);
