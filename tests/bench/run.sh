@@ -17,8 +17,9 @@
 # Everything lives in a fresh temporary run directory (deploy/stack.sh
 # init), with its own ports; every process started here is stopped by its
 # PID on exit.  Environment:
-#   BENCH_SECS=10      measured seconds per 10 KB run (1 MB: BENCH_SECS_1M=12,
-#                      the sink: BENCH_SECS_SINK=5)
+#   BENCH_SECS=10      measured seconds per 10 KB cell and part (1 MB:
+#                      BENCH_SECS_1M=12, the sink: BENCH_SECS_SINK=5)
+#   BENCH_SLICES=2     (a) and (b) take turns in this many slices each
 #   BENCH_API_OPTS     extra edgemail-api options, e.g.
 #                      "-o lmtp_max_connections=32"
 #   BENCH_ONLY=a|b|c   run only some parts ("ab", "c", ...; default abc)
@@ -34,6 +35,7 @@ export PATH
 SECS=${BENCH_SECS:-10}
 SECS_1M=${BENCH_SECS_1M:-12}
 SECS_SINK=${BENCH_SECS_SINK:-5}
+SLICES=${BENCH_SLICES:-2}
 API_OPTS=${BENCH_API_OPTS:-}
 ONLY=${BENCH_ONLY:-abc}
 RCPTS=20
@@ -182,12 +184,12 @@ setup() {
 		die "deploy/stack.sh init failed"
 	}
 	# Private copies: a rebuild during the run changes nothing.
-	mkdir -p "$BIN" "$RUN/spool" "$RUN/log"
+	mkdir -p "$BIN" "$RUN/spool" "$RUN/log" "$RUN/samples"
 	cp "$TOP/bin/edgemail-api" "$TOP/bin/edgemail-bench" "$BIN/"
 	# Mailboxes rNNmM@example.test: 5 for each Dovecot run.
 	hash=$(doveadm pw -s SHA512-CRYPT -p "$(openssl rand -hex 12)")
 	n=1
-	while [ $n -le 40 ]; do
+	while [ $n -le $((12 * SLICES + 20)) ]; do
 		m=1
 		while [ $m -le $MAILBOXES ]; do
 			printf 'r%dm%d@%s:%s::::::\n' $n $m $DOMAIN "$hash"
@@ -210,41 +212,25 @@ rss_peak() {
 	echo "${v:-0}"
 }
 
-settle() {
-	sync
-	sleep 1
-}
-
-# load MODE PART SIZE CONC WARMUP SECS [target options]
-load() {
+# slice MODE PART SIZE CONC WARMUP SECS [target options]: one run of the
+# load generator into the samples file of PART.
+slice() {
 	mode=$1 part=$2 size=$3 conc=$4 warm=$5 secs=$6
 	shift 6
 	RUN_NO=$((RUN_NO + 1))
 	user=r${RUN_NO}m
-	settle
-	[ -n "$API_PID" ] && rss_peak "$API_PID" >/dev/null
-	[ -n "$API2_PID" ] && rss_peak "$API2_PID" >/dev/null
-	line=$("$BIN/edgemail-bench" "$mode" --size "$size" --rcpts $RCPTS \
+	# Dirty pages of the slice before are written now, not during this.
+	sync
+	sleep 1
+	"$BIN/edgemail-bench" "$mode" --size "$size" --rcpts $RCPTS \
 	    --mailboxes $MAILBOXES --user "$user" --domain $DOMAIN \
 	    --concurrency "$conc" --warmup "$warm" --duration "$secs" \
-	    --label "$part" "$@" 2>>"$RUN/log/bench.log" | grep '^result ') ||
-	    line="result label=$part mode=$mode size=$size conc=$conc msgs=0 errors=1 failed=1"
-	rss=0
-	case $part in
-	b) rss=$(rss_peak "$API_PID") ;;
-	c) rss=$(rss_peak "$API2_PID") ;;
-	esac
-	line="$line rss_kb=$rss sz=$size"
-	echo "$line" >>"$RESULTS"
-	say "$(echo "$line" | awk '{ for (i = 1; i <= NF; i++) {
-	    split($i, kv, "="); f[kv[1]] = kv[2] }
-	    printf "(%s) %-4s c%-2s %8s msg/s  p50 %8s ms  p99 %8s ms  errors %s",
-	    f["label"], f["sz"], f["conc"], f["msgps"], f["p50_ms"], f["p99_ms"],
-	    f["errors"] }')"
-	grep -q ' errors=0 ' <<EOF || tail -n 3 "$RUN/log/bench.log" >&2
-$line
-EOF
-	# The mailboxes of this run are not needed any more.
+	    --label "$part" --samples "$RUN/samples/$part-$size-$conc" "$@" \
+	    >>"$RUN/log/slices.log" 2>>"$RUN/log/bench.log" ||
+	    say "($part) $size c$conc: errors, see below"
+	tail -n 1 "$RUN/log/slices.log" | grep -q ' errors=0 ' ||
+	    tail -n 3 "$RUN/log/bench.log" >&2
+	# The mailboxes of this slice are not needed any more.
 	m=1
 	while [ $m -le $MAILBOXES ]; do
 		rm -rf "$RUN/mail/$DOMAIN/${user}$m"
@@ -252,14 +238,37 @@ EOF
 	done
 }
 
+# result PART SIZE CONC RSS_KB: merge the slices into one result line.
+result() {
+	f=$RUN/samples/$1-$2-$3
+	line=$("$BIN/edgemail-bench" report --label "$1" "$f" 2>/dev/null) ||
+	    line=${line:-"result label=$1 size=0 conc=$3 msgs=0 errors=1 failed=1"}
+	line="$line rss_kb=$4 sz=$2"
+	echo "$line" >>"$RESULTS"
+	say "$(echo "$line" | awk '{ for (i = 1; i <= NF; i++) {
+	    split($i, kv, "="); f[kv[1]] = kv[2] }
+	    printf "(%s) %-4s c%-2s %8s msg/s  mean %8s ms  p50 %8s ms  p99 %8s ms  errors %s",
+	    f["label"], f["sz"], f["conc"], f["msgps"], f["mean_ms"],
+	    f["p50_ms"], f["p99_ms"], f["errors"] }')"
+}
+
 # Warm-up: long enough that every connection has finished a message.
 warmup_for() {	# size conc
 	case $1:$2 in
-	10k:32)	echo 4 ;;
+	10k:32)	echo 3 ;;
 	1m:8)	echo 3 ;;
-	1m:32)	echo 6 ;;
-	*)	echo 2 ;;
+	1m:32)	echo 5 ;;
+	*)	echo 1 ;;
 	esac
+}
+
+slice_a() {	# size conc warmup secs
+	slice lmtp a "$@" --server "unix:$RUN/dovecot/lmtp"
+}
+
+slice_b() {
+	slice http b "$@" --url "https://127.0.0.1:$API_PORT" \
+	    --ca "$RUN/tls/ca.pem" --keys-file "$RUN/keys/hmac.keys"
 }
 
 run_dovecot_parts() {
@@ -272,22 +281,26 @@ run_dovecot_parts() {
 		[ $size = 1m ] && secs=$SECS_1M
 		for conc in 1 8 32; do
 			w=$(warmup_for $size $conc)
-			# Alternate the order, so that neither part always
-			# follows the other.
-			if [ $flip = 0 ]; then order="a b"; flip=1
-			else order="b a"; flip=0; fi
-			for part in $order; do
-				case $ONLY in *$part*) ;; *) continue ;; esac
-				if [ $part = a ]; then
-					load lmtp a $size $conc "$w" "$secs" \
-					    --server "unix:$RUN/dovecot/lmtp"
-				else
-					load http b $size $conc "$w" "$secs" \
-					    --url "https://127.0.0.1:$API_PORT" \
-					    --ca "$RUN/tls/ca.pem" \
-					    --keys-file "$RUN/keys/hmac.keys"
-				fi
+			per=$(awk -v s="$secs" -v n="$SLICES" 'BEGIN { printf "%.2f", s / n }')
+			# The parts take turns in slices, a b b a a b ... (or
+			# b a a b ...), so that a slow or a fast spell of the
+			# disk or of other load on the machine hits both alike.
+			if [ $flip = 0 ]; then first=a second=b flip=1
+			else first=b second=a flip=0; fi
+			rss_peak "$API_PID" >/dev/null
+			i=0
+			while [ $i -lt "$SLICES" ]; do
+				if [ $((i % 2)) = 0 ]; then order="$first $second"
+				else order="$second $first"; fi
+				for part in $order; do
+					case $ONLY in *$part*) ;; *) continue ;; esac
+					slice_$part $size $conc "$w" "$per"
+				done
+				i=$((i + 1))
 			done
+			rss=$(rss_peak "$API_PID")
+			case $ONLY in *a*) result a $size $conc 0 ;; esac
+			case $ONLY in *b*) result b $size $conc "$rss" ;; esac
 		done
 	done
 	stop_pid "$API_PID" edgemail-api
@@ -306,10 +319,12 @@ run_sink_part() {
 	say "null LMTP sink pid $SINK_PID, edgemail-api pid $API2_PID on 127.0.0.1:$API2_PORT"
 	for size in 10k 1m; do
 		for conc in 1 8 32; do
-			load http c $size $conc 1 "$SECS_SINK" \
+			rss_peak "$API2_PID" >/dev/null
+			slice http c $size $conc 1 "$SECS_SINK" \
 			    --url "https://127.0.0.1:$API2_PORT" \
 			    --ca "$RUN/tls/ca.pem" \
 			    --keys-file "$RUN/keys/hmac.keys"
+			result c $size $conc "$(rss_peak "$API2_PID")"
 		done
 	done
 	stop_pid "$API2_PID" edgemail-api
