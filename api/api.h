@@ -33,6 +33,7 @@ struct replay;
 struct spool;
 struct idem;
 struct redis;
+struct checks;
 
 #define API_MAX_RCPTS_HARD	1000	/* max_recipients is capped here */
 #define API_ID_LEN		16
@@ -47,6 +48,7 @@ struct api {
 	struct spool *spool;		/* deferred messages (lib/spool.h) */
 	struct idem *idem;		/* Idempotency-Key records */
 	struct redis *redis;		/* shared state, or NULL (embedded) */
+	struct checks *checks;		/* inbound checks (api/checks.h) */
 	long long rate_limit;		/* messages per minute per key, 0 = off */
 	char	 hostname[256];
 	char	 authserv_id[256];

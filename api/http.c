@@ -34,8 +34,10 @@
 #include <microhttpd.h>
 
 #include "api/api.h"
+#include "api/checks.h"
 #include "auth/sig.h"
 #include "lib/conf.h"
+#include "lib/io.h"
 #include "lib/log.h"
 #include "lib/spool.h"
 #include "lmtp/pool.h"
@@ -504,6 +506,15 @@ serve_get(struct MHD_Connection *con, struct request *rq, const char *path)
 			json_object_set_new(j, "spool", json_string(strerror(errno)));
 		} else
 			json_object_set_new(j, "spool", json_string("ok"));
+		{
+			char why[256];
+			int sc = checks_scanner_state(api, why, sizeof(why));
+
+			if (sc == 0)
+				ok = 0;
+			json_object_set_new(j, "scanner", json_string(sc > 0 ?
+			    "ok" : sc < 0 ? "off" : why));
+		}
 		json_object_set_new(j, "status", json_string(ok ? "ready" :
 		    "unavailable"));
 		return respond_json(con, rq, ok ? 200 : 503, j, ok ? 0 : 5);
@@ -753,23 +764,6 @@ parse_listen(const char *spec, struct sockaddr_storage *ss)
 	}
 }
 
-static char *
-read_file(const char *path)
-{
-	FILE *fp = fopen(path, "re");
-	struct buf b;
-	char chunk[4096];
-	size_t n;
-
-	if (fp == NULL)
-		return NULL;
-	buf_init(&b, 1024 * 1024);
-	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-		if (buf_append(&b, chunk, n) != 0)
-			break;
-	fclose(fp);
-	return b.data;
-}
 
 static struct MHD_Daemon *
 start_daemon(const char *listen, int tls, char *cert, char *key)
@@ -821,9 +815,9 @@ http_start(struct api *a)
 		const char *cf = conf_get(api->conf, "tls_cert_file");
 		const char *kf = conf_get(api->conf, "tls_key_file");
 
-		if ((cert = read_file(cf)) == NULL)
+		if ((cert = io_read_file(cf, 1024 * 1024, NULL)) == NULL)
 			fatalx("tls_cert_file %s: %s", cf, strerror(errno));
-		if ((key = read_file(kf)) == NULL)
+		if ((key = io_read_file(kf, 1024 * 1024, NULL)) == NULL)
 			fatalx("tls_key_file %s: %s", kf, strerror(errno));
 		if ((daemons[0] = start_daemon(tls_listen, 1, cert, key)) == NULL)
 			fatalx("cannot listen on %s (HTTPS)", tls_listen);

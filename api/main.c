@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/checks.h"
 #include "auth/sig.h"
 #include "lib/conf.h"
 #include "lib/log.h"
@@ -165,6 +166,9 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 
+	/* After the signal mask: the scanner starts a thread. */
+	if (checks_init(&api, err, sizeof(err)) != 0)
+		fatalx("checks: %s", err);
 	if (queue_start(&api) != 0)
 		fatalx("cannot start the queue runner");
 	http_start(&api);
@@ -178,6 +182,7 @@ main(int argc, char **argv)
 	spool_close(&api.spool);
 	idem_close(&api.idem);
 	redis_close(&api.redis);
+	checks_free(&api);
 	lmtp_pool_free(&api.lmtp);
 	replay_free(&api.replay);
 	keyring_free(&api.keys);

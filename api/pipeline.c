@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "api/checks.h"
 #include "lib/hdr.h"
 #include "lib/log.h"
 #include "lib/spool.h"
@@ -74,7 +75,7 @@ ar_claims_us(const struct api *api, const struct hdr_field *f)
 static int
 build_prefix(struct api *api, const char *req_id, const char *key_id,
     const char *delivery_id, const struct envelope *env,
-    const struct ingest *in, struct buf *out)
+    const struct ingest *in, const struct buf *checked, struct buf *out)
 {
 	char date[64];
 	struct tm tm;
@@ -92,11 +93,10 @@ build_prefix(struct api *api, const char *req_id, const char *key_id,
 	    env->nrcpt == 1 ? env->rcpts[0].addr : "",
 	    env->nrcpt == 1 ? ">" : "", date) != 0)
 		return -1;
-	/* HOOK(checks): the inbound checks (DKIM/DMARC/ARC, spam, virus)
-	 * replace this line with their Authentication-Results and X-Spam-*
-	 * fields. */
-	if (buf_printf(out, "Authentication-Results: %s; none\r\n",
-	    api->authserv_id) != 0)
+	/* The inbound checks: our Authentication-Results, X-Spam-* and
+	 * X-Edgemail-Junk fields (api/checks.c). */
+	if (buf_append(out, checked->data ? checked->data : "",
+	    checked->len) != 0)
 		return -1;
 	/* Deduplicated per mailbox by the global Sieve script (RFC 7352
 	 * "duplicate"): a retry of the same request, or a queue retry after
@@ -105,7 +105,8 @@ build_prefix(struct api *api, const char *req_id, const char *key_id,
 		return -1;
 	while ((rc = hdr_next(in->hdr.data, in->hdr.len, &pos, &f)) == 1) {
 		if ((hdr_is(&f, "Authentication-Results") && ar_claims_us(api, &f))
-		    || hdr_is(&f, "X-Edgemail-Delivery-Id")) {
+		    || hdr_is(&f, "X-Edgemail-Delivery-Id") ||
+		    checks_strip_field(api, &f)) {
 			if (buf_append(out, in->hdr.data + copied,
 			    f.start - copied) != 0)
 				return -1;
@@ -172,6 +173,7 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 {
 	char delivery_id[65];
 	struct buf prefix;
+	struct check_result cr;
 	struct lmtp_msg m;
 	const char **rcpts;
 	struct reply *replies;
@@ -187,13 +189,33 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		out->retry_after = 5;
 		return;
 	}
-	buf_init(&prefix, (size_t)api->max_header_size + 4096);
+	/* Virus scan, DKIM/SPF/DMARC/ARC, spam: refuse or defer the whole
+	 * message here, or deliver it with the fields they add. */
+	checks_run(api, req_id, env, in, key_id, &cr);
+	if (cr.verdict == CHECK_REJECT || cr.verdict == CHECK_TEMP) {
+		int perm = cr.verdict == CHECK_REJECT;
+
+		outcome_set(out, perm ? 422 : 503, perm ? "rejected" :
+		    "unavailable", "%d %s %s", cr.reply.code, cr.reply.enhanced,
+		    cr.reply.text);
+		out->reply = cr.reply;
+		out->has_reply = 1;
+		out->retry_after = perm ? 0 : cr.retry_after;
+		metrics_delivery(perm ? MD_PERM : MD_TEMP, (unsigned)env->nrcpt);
+		check_result_free(&cr);
+		free(rcpts);
+		free(replies);
+		return;
+	}
+	buf_init(&prefix, (size_t)api->max_header_size + 4096 +
+	    cr.headers.len);
 	if (idem_key != NULL && idem_key[0] != '\0')
 		idem_key_hash(idem_key, delivery_id);
 	else
 		snprintf(delivery_id, sizeof(delivery_id), "%s", req_id);
-	if (build_prefix(api, req_id, key_id, delivery_id, env, in, &prefix)
-	    != 0) {
+	if (build_prefix(api, req_id, key_id, delivery_id, env, in,
+	    &cr.headers, &prefix) != 0) {
+		check_result_free(&cr);
 		buf_free(&prefix);
 		free(rcpts);
 		free(replies);
@@ -275,4 +297,5 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		out->has_reply = 1;
 	}
 	buf_free(&prefix);
+	check_result_free(&cr);
 }

@@ -19,7 +19,8 @@
 # Ports (127.0.0.1 only), from the environment:
 #   API_PORT=8443 IMAP_PORT=1143 IMAPS_PORT=1993 POP3_PORT=1110
 #   POP3S_PORT=1995 SIEVE_PORT=14190 SUBMIT_PORT=1587 SUBMITS_PORT=1465
-# SMARTHOST=host:port sets the relay's relayhost.
+# SMARTHOST=host:port sets the relay's relayhost; DNS_SERVER=ip:port the
+# resolver for DKIM/DMARC lookups (default "none": no lookups at all).
 #
 # Every process is started and stopped by its PID (RUN_DIR/pids/NAME.pid);
 # nothing here looks processes up by name or touches system services.
@@ -238,6 +239,10 @@ write_edgemail_conf() {
 		echo "submit_listen = 127.0.0.1:$SUBMIT_PORT"
 		echo "submit_tls_listen = 127.0.0.1:$SUBMITS_PORT"
 		echo "clamav_db_dir = $RUN/clamav"
+		# No network: DKIM keys and DMARC policies come from the
+		# resolver named by DNS_SERVER (ip:port), or nowhere ("none":
+		# every lookup finds nothing, never a DNS failure).
+		echo "dns_server = ${DNS_SERVER:-none}"
 		if [ -n "$SMARTHOST" ]; then
 			h=${SMARTHOST%:*}
 			p=${SMARTHOST##*:}
@@ -256,6 +261,10 @@ init_clamav() {
 	[ -s "$RUN/clamav/edgemail-dev.hdb" ] ||
 	    echo "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature" \
 	    >"$RUN/clamav/edgemail-dev.hdb"
+	# The same string anywhere in a file (a text body), as .ndb hex.
+	[ -s "$RUN/clamav/edgemail-dev.ndb" ] ||
+	    echo "Eicar-Test-Signature.Body:0:*:58354f2150254041505b345c505a58353428505e2937434329377d2445494341522d5354414e444152442d414e544956495255532d544553542d46494c452124482b482a" \
+	    >"$RUN/clamav/edgemail-dev.ndb"
 }
 
 do_init() {

@@ -239,6 +239,14 @@ to_alabels(const char *name, char *out, size_t outsz)
 	return changed;
 }
 
+int
+psl_alabels(const char *name, char *out, size_t outsz)
+{
+	int rc = to_alabels(name, out, outsz);
+
+	return rc < 0 ? -1 : 0;
+}
+
 /* ---- loading ------------------------------------------------------- */
 
 static const char *

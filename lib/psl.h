@@ -29,6 +29,10 @@ size_t	psl_count(const struct psl *p);		/* rules loaded */
 int	psl_org_domain(const struct psl *p, const char *domain, char *out,
 	    size_t outsz);
 
+/* A domain with every label that holds UTF-8 written as an A-label;
+ * -1 when a label is not valid UTF-8 or the result does not fit. */
+int	psl_alabels(const char *name, char *out, size_t outsz);
+
 /* RFC 3492 encoding of one UTF-8 label into "xn--..." (exposed for tests);
  * -1 when it is not valid UTF-8 or does not fit. */
 int	psl_punycode_label(const char *label, size_t len, char *out,
