@@ -1379,8 +1379,36 @@ write_atomic(const char *dir, const char *name, const char *data, size_t len,
 			goto fail;
 		if (fchmod(fd, st.st_mode & 07777) != 0)
 			goto fail;
+	} else if (geteuid() == 0) {
+		/* A new file belongs to whoever owns the directory (the
+		 * service user), not to root running edgemailctl. */
+		struct stat dst;
+
+		if (stat(dir, &dst) == 0 &&
+		    fchown(fd, dst.st_uid, dst.st_gid) != 0)
+			goto fail;
 	}
-	if (write_all(fd, data, len) != 0 || fsync(fd) != 0)
+	if (write_all(fd, data, len) != 0)
+		goto fail;
+	/*
+	 * Dovecot notices a changed passwd-file by its mtime in whole
+	 * seconds and its size: a new password hash of the same length
+	 * written within the second of the last change would go unseen.
+	 * So the new file never has the old file's mtime second.
+	 */
+	if (have) {
+		struct timespec ts[2];
+
+		clock_gettime(CLOCK_REALTIME, &ts[0]);
+		ts[1] = ts[0];
+		if (ts[1].tv_sec <= st.st_mtim.tv_sec) {
+			ts[1].tv_sec = st.st_mtim.tv_sec + 1;
+			ts[1].tv_nsec = 0;
+			if (futimens(fd, ts) != 0)
+				goto fail;
+		}
+	}
+	if (fsync(fd) != 0)
 		goto fail;
 	if (close(fd) != 0) {
 		fd = -1;
