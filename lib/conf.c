@@ -108,6 +108,9 @@ const struct conf_def conf_defs[] = {
 	    "unprivileged user of Dovecot's login processes" },
 	{ "mail_owner", "vmail",
 	    "owner of the mailboxes: a user name or UID:GID (never root)" },
+	{ "dovecot_login_penalty", "yes",
+	    "slow down failed logins (Dovecot's failure delay and per-IP "
+	    "penalty); the test stack turns it off" },
 	{ "postmaster_address", "",
 	    "sender of Dovecot's rejects (empty: postmaster@ the first domain)" },
 	{ "mx_hosts", "route1.mx.cloudflare.net route2.mx.cloudflare.net "
