@@ -50,6 +50,10 @@ server_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len,
 	FILE *fp;
 
 	host[0] = '\0';
+	if (strcmp(spec, "none") == 0) {
+		snprintf(err, errsz, "DNS lookups are off (dns_server = none)");
+		return -1;
+	}
 	if (spec[0] == '\0') {
 		/* The system's resolver: tests always set dns_server. */
 		if ((fp = fopen("/etc/resolv.conf", "re")) != NULL) {
