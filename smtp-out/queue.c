@@ -28,7 +28,17 @@
  *   - when every recipient is final the message leaves the spool;
  *     otherwise each changed recipient is journalled (fdatasync) and the
  *     message goes back into the heap for its earliest retry.
+ *
+ * Other programs change the spool too: edgemailctl (queue flush, retry,
+ * hold, release, delete: journal records) and edgemail-api (forwards to
+ * other domains, new files).  A rescan every queue_run_interval compares
+ * each file's size with the size the runner last saw; a new or changed
+ * file is tried at once.  The map (id -> due, size, busy) makes an older
+ * heap entry for the same message stale, so a message is never in the
+ * heap twice in effect and never worked on by two runners.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -56,6 +66,18 @@ struct qent {
 	char	 id[SPOOL_ID_MAX + 1];
 };
 
+/* What the runners know of one queued message. */
+struct qmsg {
+	char	 id[SPOOL_ID_MAX + 1];
+	int64_t	 due;		/* the heap entry that counts */
+	off_t	 size;		/* file size after our last look, -1 unknown */
+	int	 busy;		/* a runner works on it */
+	int	 seen;		/* found by the current rescan */
+	struct qmsg *next;
+};
+
+#define Q_MAP_BUCKETS	4096
+
 struct queue {
 	struct submit *sv;
 	struct lmtp_pool *lmtp;
@@ -64,11 +86,13 @@ struct queue {
 	pthread_cond_t cv;
 	struct qent *heap;
 	size_t	 n, cap;
-	char	 busy[Q_THREADS_MAX][SPOOL_ID_MAX + 1];
+	struct qmsg *map[Q_MAP_BUCKETS];
 	int	 stop;
 	pthread_t threads[Q_THREADS_MAX];
 	int	 nthreads;
-	long long retry_min, retry_max, lifetime;
+	pthread_t scanner;
+	int	 scanner_started;
+	long long retry_min, retry_max, lifetime, run_interval;
 };
 
 /* ---- the heap ------------------------------------------------------------ */
@@ -82,12 +106,58 @@ heap_swap(struct queue *q, size_t a, size_t b)
 	q->heap[b] = t;
 }
 
-/* Called locked. */
+static size_t
+map_slot(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % Q_MAP_BUCKETS;
+}
+
+/* Called locked.  create: add an entry when missing. */
+static struct qmsg *
+map_get(struct queue *q, const char *id, int create)
+{
+	struct qmsg *m;
+	size_t b = map_slot(id);
+
+	for (m = q->map[b]; m != NULL; m = m->next)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	if (!create || (m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	m->size = -1;
+	m->due = -1;
+	m->next = q->map[b];
+	q->map[b] = m;
+	return m;
+}
+
+static void
+map_del(struct queue *q, const char *id)
+{
+	struct qmsg **pp, *m;
+
+	for (pp = &q->map[map_slot(id)]; (m = *pp) != NULL; pp = &m->next)
+		if (strcmp(m->id, id) == 0) {
+			*pp = m->next;
+			free(m);
+			return;
+		}
+}
+
+/* Schedule id at due (called locked); an older entry becomes stale. */
 static int
 heap_push(struct queue *q, const char *id, int64_t due)
 {
+	struct qmsg *qm;
 	size_t i;
 
+	if ((qm = map_get(q, id, 1)) == NULL)
+		return -1;
 	if (q->n == q->cap) {
 		size_t ncap = q->cap ? q->cap * 2 : 256;
 		struct qent *p = reallocarray(q->heap, ncap, sizeof(*p));
@@ -97,6 +167,7 @@ heap_push(struct queue *q, const char *id, int64_t due)
 		q->heap = p;
 		q->cap = ncap;
 	}
+	qm->due = due;
 	i = q->n++;
 	q->heap[i].due = due;
 	snprintf(q->heap[i].id, sizeof(q->heap[i].id), "%s", id);
@@ -128,17 +199,6 @@ heap_pop(struct queue *q, struct qent *out)
 	}
 }
 
-static int
-busy_slot(struct queue *q, const char *id)
-{
-	int i;
-
-	for (i = 0; i < q->nthreads; i++)
-		if (strcmp(q->busy[i], id) == 0)
-			return i;
-	return -1;
-}
-
 /* ---- set-up -------------------------------------------------------------- */
 
 struct queue *
@@ -157,7 +217,8 @@ queue_new(struct submit *sv, struct lmtp_pool *lmtp, char *err, size_t errsz)
 	    sizeof(e)) != 0 || conf_get_duration(sv->conf, "queue_retry_max",
 	    &q->retry_max, e, sizeof(e)) != 0 ||
 	    conf_get_duration(sv->conf, "max_queue_lifetime", &q->lifetime, e,
-	    sizeof(e)) != 0) {
+	    sizeof(e)) != 0 || conf_get_duration(sv->conf, "queue_run_interval",
+	    &q->run_interval, e, sizeof(e)) != 0) {
 		snprintf(err, errsz, "%s", e);
 		free(q);
 		return NULL;
@@ -166,6 +227,8 @@ queue_new(struct submit *sv, struct lmtp_pool *lmtp, char *err, size_t errsz)
 		q->retry_min = 1;
 	if (q->retry_max < q->retry_min)
 		q->retry_max = q->retry_min;
+	if (q->run_interval < 1)
+		q->run_interval = 1;
 	if ((q->relay = relay_new(sv->conf, sv->hostname, err, errsz)) == NULL) {
 		free(q);
 		return NULL;
@@ -179,10 +242,18 @@ void
 queue_free(struct queue **qp)
 {
 	struct queue *q;
+	size_t b;
+	struct qmsg *m, *next;
 
 	if (qp == NULL || (q = *qp) == NULL)
 		return;
+
 	relay_free(&q->relay);
+	for (b = 0; b < Q_MAP_BUCKETS; b++)
+		for (m = q->map[b]; m != NULL; m = next) {
+			next = m->next;
+			free(m);
+		}
 	free(q->heap);
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->cv);
@@ -507,9 +578,10 @@ out:
 	return rc;
 }
 
-/* One attempt; returns when to try again (0: nothing left). */
+/* One attempt; returns when to try again (0: nothing left) and the file
+ * size after it in *size_r. */
 static int64_t
-attempt(struct queue *q, void **handle, const char *id)
+attempt(struct queue *q, void **handle, const char *id, off_t *size_r)
 {
 	struct spool_msg m;
 	struct reply *out = NULL;
@@ -522,6 +594,7 @@ attempt(struct queue *q, void **handle, const char *id)
 		log_debug("id=%s event=queue_gone", id);
 		return 0;
 	}
+	*size_r = m.file_len;
 	if (m.hold) {
 		spool_msg_free(&m);
 		return now + Q_HOLD_RECHECK;
@@ -656,6 +729,7 @@ attempt(struct queue *q, void **handle, const char *id)
 		}
 	if (next <= now)
 		next = now + 1;
+	*size_r = m.file_len;
 done:
 	free(loc);
 	free(rem);
@@ -672,15 +746,13 @@ runner(void *arg)
 {
 	struct queue *q = arg;
 	void *handle = NULL;
+	struct qmsg *qm;
 	struct qent e;
 	struct timespec ts;
 	int64_t now, next;
-	int slot = -1, i;
+	off_t size;
 
 	pthread_mutex_lock(&q->mu);
-	for (i = 0; i < q->nthreads; i++)
-		if (pthread_equal(q->threads[i], pthread_self()))
-			slot = i;
 	while (!q->stop) {
 		if (q->n == 0) {
 			pthread_cond_wait(&q->cv, &q->mu);
@@ -694,20 +766,97 @@ runner(void *arg)
 			continue;
 		}
 		heap_pop(q, &e);
-		if (busy_slot(q, e.id) >= 0)
-			continue;	/* another runner has it */
-		if (slot >= 0)
-			snprintf(q->busy[slot], sizeof(q->busy[slot]), "%s", e.id);
+		qm = map_get(q, e.id, 0);
+		if (qm == NULL || qm->busy || qm->due != e.due)
+			continue;	/* stale entry, or another runner has it */
+		qm->busy = 1;
 		pthread_mutex_unlock(&q->mu);
-		next = attempt(q, &handle, e.id);
+		size = -1;
+		next = attempt(q, &handle, e.id, &size);
 		pthread_mutex_lock(&q->mu);
-		if (slot >= 0)
-			q->busy[slot][0] = '\0';
-		if (next > 0 && heap_push(q, e.id, next) != 0)
+		qm->busy = 0;
+		qm->size = size;
+		if (next == 0)
+			map_del(q, e.id);
+		else if (heap_push(q, e.id, next) != 0)
 			log_warnx("id=%s event=requeue_failed", e.id);
 	}
 	pthread_mutex_unlock(&q->mu);
 	relay_handle_free(&handle);
+	return NULL;
+}
+
+/* Look for new or changed files (other programs' work, see above). */
+static void
+rescan(struct queue *q)
+{
+	char **ids = NULL, path[1200];
+	size_t n = 0, i, b;
+	struct qmsg *qm;
+	struct stat st;
+	int fresh = 0;
+
+	if (spool_list(q->sv->spool, &ids, &n) != 0)
+		return;
+	pthread_mutex_lock(&q->mu);
+	for (i = 0; i < n; i++) {
+		/* The file of a committed message (lib/spool.h). */
+		snprintf(path, sizeof(path), "%s/queue/%s", q->sv->spool_dir,
+		    ids[i]);
+		if (stat(path, &st) != 0)
+			continue;
+		qm = map_get(q, ids[i], 0);
+		if (qm != NULL) {
+			qm->seen = 1;
+			if (qm->busy || qm->size == st.st_size || qm->size < 0)
+				continue;
+		}
+		if (heap_push(q, ids[i], 0) == 0) {
+			if ((qm = map_get(q, ids[i], 0)) != NULL) {
+				qm->size = st.st_size;
+				qm->seen = 1;
+			}
+			fresh++;
+		}
+	}
+	/* Files gone (edgemailctl queue delete): forget them. */
+	for (b = 0; b < Q_MAP_BUCKETS; b++) {
+		struct qmsg **pp = &q->map[b];
+
+		while ((qm = *pp) != NULL) {
+			if (!qm->seen && !qm->busy && qm->size >= 0) {
+				*pp = qm->next;
+				free(qm);
+				continue;
+			}
+			qm->seen = 0;
+			pp = &qm->next;
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	spool_ids_free(ids, n);
+	if (fresh > 0)
+		log_debug("event=queue_rescan changed=%d", fresh);
+}
+
+static void *
+scanner(void *arg)
+{
+	struct queue *q = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&q->mu);
+	while (!q->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)q->run_interval;
+		pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+		if (q->stop)
+			break;
+		pthread_mutex_unlock(&q->mu);
+		rescan(q);
+		pthread_mutex_lock(&q->mu);
+	}
+	pthread_mutex_unlock(&q->mu);
 	return NULL;
 }
 
@@ -727,12 +876,12 @@ queue_start(struct queue *q, int nthreads)
 	pthread_mutex_lock(&q->mu);
 	for (i = 0; i < n; i++)
 		heap_push(q, ids[i], 0);
-	q->nthreads = nthreads;
 	for (k = 0; k < nthreads; k++)
-		if (pthread_create(&q->threads[k], NULL, runner, q) != 0) {
-			q->nthreads = k;
+		if (pthread_create(&q->threads[k], NULL, runner, q) != 0)
 			break;
-		}
+	q->nthreads = k;
+	if (pthread_create(&q->scanner, NULL, scanner, q) == 0)
+		q->scanner_started = 1;
 	pthread_mutex_unlock(&q->mu);
 	spool_ids_free(ids, n);
 	if (n > 0)
@@ -752,4 +901,7 @@ queue_stop(struct queue *q)
 	for (k = 0; k < q->nthreads; k++)
 		pthread_join(q->threads[k], NULL);
 	q->nthreads = 0;
+	if (q->scanner_started)
+		pthread_join(q->scanner, NULL);
+	q->scanner_started = 0;
 }

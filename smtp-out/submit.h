@@ -52,7 +52,7 @@ struct scanner;
 
 #define SUBMIT_CMD_MAX		4096	/* a command line (RFC 5321: 512) */
 #define SUBMIT_AUTH_LINE_MAX	16384	/* a SASL response line */
-#define SUBMIT_ERRORS_MAX	10	/* protocol errors before 421 */
+#define SUBMIT_ERRORS_MAX	20	/* refused commands before 421 */
 #define SUBMIT_RCPTS_HARD	1000	/* submit_max_recipients is capped here */
 #define SUBMIT_ID_LEN		16
 
