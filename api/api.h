@@ -27,6 +27,7 @@
 #include "lib/reply.h"
 
 struct conf;
+struct directory;
 struct keyring;
 struct lmtp_pool;
 struct replay;
@@ -49,6 +50,7 @@ struct api {
 	struct idem *idem;		/* Idempotency-Key records */
 	struct redis *redis;		/* shared state, or NULL (embedded) */
 	struct checks *checks;		/* inbound checks (api/checks.h) */
+	struct directory *dir;		/* lib/directory.h, reloads itself */
 	long long rate_limit;		/* messages per minute per key, 0 = off */
 	char	 hostname[256];
 	char	 authserv_id[256];
@@ -131,6 +133,14 @@ struct outcome {
 	int	 list_rcpts;		/* include recipients[] */
 	int	 queued;		/* some recipients are in the spool */
 };
+
+/* directory.c: deliver to envelope recipients through the directory
+ * (refusals, aliases, groups, archive) in one LMTP transaction; one
+ * reply per recipient in replies. */
+struct lmtp_msg;
+void	api_deliver_rcpts(struct api *api, const char *id,
+	    const char *mail_from, const char *const *rcpts, size_t n,
+	    const struct lmtp_msg *m, struct reply *replies);
 
 /* Deliver an authenticated request; fills out. */
 void	pipeline_deliver(struct api *api, const char *req_id,

@@ -18,6 +18,7 @@
 #include "api/checks.h"
 #include "auth/sig.h"
 #include "lib/conf.h"
+#include "lib/directory.h"
 #include "lib/log.h"
 #include "lib/spool.h"
 #include "lmtp/pool.h"
@@ -109,6 +110,17 @@ load_settings(struct api *api)
 	if ((api->idem = idem_open(conf_get(c, "idem_dir"), idem_ttl,
 	    api->redis, err, sizeof(err))) == NULL)
 		fatalx("idempotency store: %s", err);
+	/* The directory re-reads its files when they change (edgemailctl):
+	 * no restart.  An empty one leaves recipients to Dovecot. */
+	{
+		long long gmax;
+
+		conf_or_die(conf_get_ll(c, "max_group_targets", 1, 100000,
+		    &gmax, err, sizeof(err)), err);
+		if ((api->dir = directory_open(conf_get(c, "directory_dir"),
+		    (size_t)gmax, err, sizeof(err))) == NULL)
+			fatalx("directory: %s", err);
+	}
 }
 
 int
@@ -184,6 +196,7 @@ main(int argc, char **argv)
 	redis_close(&api.redis);
 	checks_free(&api);
 	lmtp_pool_free(&api.lmtp);
+	directory_free(&api.dir);
 	replay_free(&api.replay);
 	keyring_free(&api.keys);
 	conf_free(&api.conf);

@@ -234,12 +234,13 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		m.mem = in->body.data ? in->body.data : "";
 		m.mem_len = in->body.len;
 	}
-	/* HOOK(directory): recipients are resolved through the directory
-	 * (aliases, groups, suspended mailboxes) before this point. */
+	/* Recipients through the directory (api/directory.c): unknown and
+	 * suspended ones refused here, aliases and groups expanded into one
+	 * LMTP transaction, one reply per envelope recipient. */
 	for (i = 0; i < env->nrcpt; i++)
 		rcpts[i] = env->rcpts[i].addr;
 
-	lmtp_pool_send(api->lmtp, env->mail_from, rcpts, env->nrcpt, &m,
+	api_deliver_rcpts(api, req_id, env->mail_from, rcpts, env->nrcpt, &m,
 	    replies);
 	crashpoint("after_lmtp");
 

@@ -147,9 +147,12 @@ init_directory() {
 		    <"$RUN/demo.password" >/dev/null ||
 		    die "edgemailctl user add $DEMO_USER failed"
 	fi
+	# Every admin alias but nobody@: the API tests use nobody@example.test
+	# as the address that does not exist.
 	if ! grep -q "^postmaster@$DOMAIN " "$RUN/directory/aliases" 2>/dev/null
 	then
-		ctl domain admin "$DOMAIN" "$DEMO_USER" >/dev/null ||
+		ctl domain admin "$DOMAIN" "$DEMO_USER" \
+		    --aliases postmaster,abuse,admin,root,dmarc-report >/dev/null ||
 		    die "edgemailctl domain admin $DOMAIN failed"
 	fi
 }

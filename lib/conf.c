@@ -175,6 +175,8 @@ const struct conf_def conf_defs[] = {
 	{ "scan_max_files", "10000", "most files inside archives scanned" },
 	{ "scan_reload_interval", "60s",
 	    "how often the signature directory is checked for changes" },
+	{ "scan_tmp_dir", "", "where libclamav unpacks attachments (a tmpfs is "
+	    "fastest; empty: $TMPDIR or /tmp)" },
 	{ "dns_server", "", "DNS server ip[:port] (empty: the system resolver; "
 	    "none: no lookups)" },
 	{ "dns_timeout", "5s", "deadline of one DNS lookup" },
