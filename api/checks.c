@@ -118,6 +118,7 @@ checks_init(struct api *api, char *err, size_t errsz)
 		return -1;
 	}
 	api->checks = c;
+	memset(&lim, 0, sizeof(lim));
 	if (conf_get_bool(cf, "dkim_verify", &c->dkim_verify, err, errsz) != 0 ||
 	    conf_get_bool(cf, "scan", &scan, err, errsz) != 0 ||
 	    conf_get_bool(cf, "rspamd_fail_open", &c->rspamd_fail_open, err,
@@ -173,6 +174,9 @@ checks_init(struct api *api, char *err, size_t errsz)
 	}
 	if (scan) {
 		char why[256];
+
+		snprintf(lim.tmp_dir, sizeof(lim.tmp_dir), "%s",
+		    conf_get(cf, "scan_tmp_dir"));
 
 		if ((c->scanner = scan_new(conf_get(cf, "clamav_db_dir"),
 		    &lim)) == NULL) {

@@ -7,6 +7,10 @@
  * and the last scan on the old engine frees it.  The message is given to
  * libclamav as one virtual file (our prefix, then the body in memory or
  * in the spool file) through an fmap read callback: nothing is copied.
+ *
+ * libclamav recurses through nested archives and MIME parts; the caller's
+ * thread may have a small stack (the API's connection threads have
+ * 256 KiB), so every scan runs on a thread of its own with SCAN_STACK.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,6 +25,8 @@
 
 #include "lib/log.h"
 #include "lib/scan.h"
+
+#define SCAN_STACK	(16 * 1024 * 1024)
 
 struct engine {
 	struct cl_engine *cl;
@@ -140,6 +146,14 @@ engine_load(const char *dir, const struct scan_limits *lim, char *why,
 	    cl_engine_set_num(e->cl, CL_ENGINE_MAX_FILES,
 	    lim->max_files) != CL_SUCCESS) {
 		snprintf(why, whysz, "cannot set scan limits");
+		goto fail;
+	}
+	/* Archives and MIME parts are unpacked into files there: a tmpfs
+	 * makes a small message's scan several times faster. */
+	if (lim->tmp_dir[0] != '\0' && cl_engine_set_str(e->cl,
+	    CL_ENGINE_TMPDIR, lim->tmp_dir) != CL_SUCCESS) {
+		snprintf(why, whysz, "cannot use %.200s for temporary files",
+		    lim->tmp_dir);
 		goto fail;
 	}
 	if ((rc = cl_engine_compile(e->cl)) != CL_SUCCESS) {
@@ -357,54 +371,89 @@ classify(const char *name)
 	return SCAN_VIRUS;
 }
 
-void
-scan_message(struct scanner *s, const struct scan_input *in,
-    struct scan_result *r)
-{
-	struct cl_scan_options opts;
+struct scan_job {
 	struct engine *e;
+	const struct scan_input *in;
+	struct scan_result *r;
+};
+
+static void *
+scan_job_run(void *arg)
+{
+	struct scan_job *job = arg;
+	const struct scan_input *in = job->in;
+	struct scan_result *r = job->r;
+	struct cl_scan_options opts;
 	const char *vname = NULL;
 	unsigned long scanned = 0;
 	cl_fmap_t *map;
 	cl_error_t rc;
 	size_t total;
-	double t0 = now_ms();
 
-	memset(r, 0, sizeof(*r));
-	pthread_mutex_lock(&s->mu);
-	if ((e = s->cur) != NULL)
-		e->refs++;
-	else
-		snprintf(r->name, sizeof(r->name), "scanner not ready: %.100s",
-		    s->why);
-	pthread_mutex_unlock(&s->mu);
-	if (e == NULL) {
-		r->verdict = SCAN_ERROR;
-		return;
-	}
 	total = in->prefix_len + (in->fd >= 0 ? (size_t)in->len : in->mem_len);
 	scan_options(&opts);
 	map = cl_fmap_open_handle((void *)(uintptr_t)in, 0, total, read_cb, 1);
 	if (map == NULL) {
 		r->verdict = SCAN_ERROR;
 		snprintf(r->name, sizeof(r->name), "out of memory");
+		return NULL;
+	}
+	rc = cl_scanmap_callback(map, "message.eml", &vname, &scanned,
+	    job->e->cl, &opts, NULL);
+	cl_fmap_close(map);
+	if (rc == CL_VIRUS) {
+		snprintf(r->name, sizeof(r->name), "%s", vname ? vname : "unknown");
+		r->verdict = classify(r->name);
+	} else if (rc == CL_CLEAN)
+		r->verdict = SCAN_CLEAN;
+	else {
+		r->verdict = SCAN_ERROR;
+		snprintf(r->name, sizeof(r->name), "%s", cl_strerror(rc));
+	}
+	return NULL;
+}
+
+void
+scan_message(struct scanner *s, const struct scan_input *in,
+    struct scan_result *r)
+{
+	struct scan_job job;
+	pthread_attr_t attr;
+	pthread_t t;
+	double t0 = now_ms();
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	memset(&job, 0, sizeof(job));
+	pthread_mutex_lock(&s->mu);
+	if ((job.e = s->cur) != NULL)
+		job.e->refs++;
+	else
+		snprintf(r->name, sizeof(r->name), "scanner not ready: %.100s",
+		    s->why);
+	pthread_mutex_unlock(&s->mu);
+	if (job.e == NULL) {
+		r->verdict = SCAN_ERROR;
+		return;
+	}
+	job.in = in;
+	job.r = r;
+	if (pthread_attr_init(&attr) != 0) {
+		r->verdict = SCAN_ERROR;
+		snprintf(r->name, sizeof(r->name), "no thread attributes");
 	} else {
-		rc = cl_scanmap_callback(map, "message.eml", &vname, &scanned,
-		    e->cl, &opts, NULL);
-		cl_fmap_close(map);
-		if (rc == CL_VIRUS) {
-			snprintf(r->name, sizeof(r->name), "%s",
-			    vname ? vname : "unknown");
-			r->verdict = classify(r->name);
-		} else if (rc == CL_CLEAN)
-			r->verdict = SCAN_CLEAN;
-		else {
+		(void)pthread_attr_setstacksize(&attr, SCAN_STACK);
+		rc = pthread_create(&t, &attr, scan_job_run, &job);
+		pthread_attr_destroy(&attr);
+		if (rc != 0) {
 			r->verdict = SCAN_ERROR;
-			snprintf(r->name, sizeof(r->name), "%s", cl_strerror(rc));
-		}
+			snprintf(r->name, sizeof(r->name), "cannot start a scan "
+			    "thread: %s", strerror(rc));
+		} else
+			pthread_join(t, NULL);
 	}
 	pthread_mutex_lock(&s->mu);
-	engine_unref(e);
+	engine_unref(job.e);
 	pthread_mutex_unlock(&s->mu);
 	r->ms = now_ms() - t0;
 }

@@ -31,6 +31,8 @@ struct scan_limits {
 	long long max_recursion;		/* archive nesting */
 	long long max_files;			/* files in archives */
 	long long reload_interval;		/* seconds, 0: never reload */
+	char	 tmp_dir[256];			/* libclamav's temporary files
+						 * ("": $TMPDIR or /tmp) */
 };
 
 /* What to scan: prefix bytes (header fields added on top), then the
