@@ -142,6 +142,18 @@ void	api_deliver_rcpts(struct api *api, const char *id,
 	    const char *mail_from, const char *const *rcpts, size_t n,
 	    const struct lmtp_msg *m, struct reply *replies);
 
+/* autoconfig.c: Thunderbird autoconfig and Outlook autodiscover for the
+ * directory's domains.  autoconfig_match: which endpoint a path is (0:
+ * none).  autoconfig_answer: the XML into out and the HTTP status (why
+ * filled for 4xx); query: after '?', host: the Host header, body: the
+ * POST body (Outlook). */
+enum { AUTOCONFIG_THUNDERBIRD = 1, AUTOCONFIG_OUTLOOK = 2 };
+int	autoconfig_match(const char *path);
+size_t	autoconfig_body_max(void);
+unsigned autoconfig_answer(struct api *api, int kind, const char *query,
+	    const char *host, const char *body, size_t len, struct buf *out,
+	    const char **ctype, char *why, size_t whysz);
+
 /* Deliver an authenticated request; fills out. */
 void	pipeline_deliver(struct api *api, const char *req_id,
 	    const char *key_id, const char *idem_key, struct envelope *env,

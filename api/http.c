@@ -74,6 +74,10 @@ struct request {
 	struct envelope env;
 	struct ingest in;
 	int	 in_ready;
+
+	/* POST /autodiscover/autodiscover.xml (api/autoconfig.c) */
+	int	 autoconfig;		/* AUTOCONFIG_*, 0: another endpoint */
+	struct buf ac_body;
 };
 
 static struct api *api;
@@ -543,6 +547,59 @@ serve_get(struct MHD_Connection *con, struct request *rq, const char *path)
 	return refuse(con, rq, 404, "not_found", "no such endpoint", 0);
 }
 
+/* Mail client set-up (api/autoconfig.c): a GET is answered at once, a
+ * POST once its (small) body is in. */
+static enum MHD_Result
+autoconfig_respond(struct MHD_Connection *con, struct request *rq)
+{
+	const char *q = strchr(rq->target, '?'), *ctype;
+	char why[128];
+	struct buf out;
+	unsigned code;
+
+	buf_init(&out, 64 * 1024);
+	code = autoconfig_answer(api, rq->autoconfig, q ? q + 1 : "",
+	    header(con, MHD_HTTP_HEADER_HOST), rq->ac_body.data,
+	    rq->ac_body.len, &out, &ctype, why, sizeof(why));
+	if (code != 200) {
+		buf_free(&out);
+		return refuse(con, rq, code, code == 404 ? "not_found" :
+		    "bad_request", why, 0);
+	}
+	return respond_raw(con, rq, 200, ctype, out.data ? out.data :
+	    calloc(1, 1), out.len, 0, NULL);
+}
+
+static enum MHD_Result
+autoconfig_call(struct MHD_Connection *con, struct request *rq,
+    const char *method, const char *upload_data, size_t *upload_data_size)
+{
+	if (rq->state == RQ_NEW) {
+		buf_init(&rq->ac_body, autoconfig_body_max());
+		if (rq->autoconfig == AUTOCONFIG_OUTLOOK) {
+			if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+				return refuse(con, rq, 405, "method_not_allowed",
+				    "POST only", 0);
+			rq->state = RQ_BODY;
+			return MHD_YES;
+		}
+		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+			return refuse(con, rq, 405, "method_not_allowed",
+			    "GET only", 0);
+		return autoconfig_respond(con, rq);
+	}
+	if (*upload_data_size > 0) {
+		if (buf_append(&rq->ac_body, upload_data, *upload_data_size) !=
+		    0)
+			return refuse(con, rq, 413, "too_large",
+			    "autodiscover request too large", 0);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return autoconfig_respond(con, rq);
+}
+
 /* ---- libmicrohttpd callbacks ---------------------------------------- */
 
 static void *
@@ -604,6 +661,9 @@ access_cb(void *cls, struct MHD_Connection *con, const char *url,
 			}
 			return messages_first_call(con, rq);
 		}
+		if ((rq->autoconfig = autoconfig_match(path)) != 0)
+			return autoconfig_call(con, rq, method, upload_data,
+			    upload_data_size);
 		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 			return refuse(con, rq, 405, "method_not_allowed",
@@ -616,6 +676,9 @@ access_cb(void *cls, struct MHD_Connection *con, const char *url,
 		return MHD_YES;
 	}
 	/* RQ_BODY */
+	if (rq->autoconfig)
+		return autoconfig_call(con, rq, method, upload_data,
+		    upload_data_size);
 	if (now_secs() - rq->t_start > (double)api->request_timeout) {
 		log_info("id=%s event=timeout phase=body bytes=%" PRIu64,
 		    rq->id, rq->in.raw_len);
@@ -651,6 +714,8 @@ completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
 	}
 	if (rq->in_ready)
 		ingest_free(&rq->in);
+	if (rq->autoconfig)
+		buf_free(&rq->ac_body);
 	envelope_free(&rq->env);
 	free(rq->target);
 	free(rq);

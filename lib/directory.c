@@ -1917,6 +1917,18 @@ directory_refresh(struct directory *dr, int force)
 }
 
 int
+directory_is_local_domain(struct directory *dr, const char *domain)
+{
+	int local;
+
+	directory_refresh(dr, 0);
+	pthread_rwlock_rdlock(&dr->lock);
+	local = dir_is_local_domain(dr->cur, domain);
+	pthread_rwlock_unlock(&dr->lock);
+	return local;
+}
+
+int
 directory_in_use(struct directory *dr)
 {
 	int used;

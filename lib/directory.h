@@ -182,6 +182,8 @@ void	directory_free(struct directory **dp);
 /* Re-read changed files (stat at most once a second unless force).
  * Returns 1 when the directory was reloaded, 0 otherwise. */
 int	directory_refresh(struct directory *dr, int force);
+/* dir_is_local_domain on the live copy. */
+int	directory_is_local_domain(struct directory *dr, const char *domain);
 /* Whether the directory has any domain or mailbox at all.  An empty
  * directory is "not in use": recipients go to Dovecot unchanged. */
 int	directory_in_use(struct directory *dr);
