@@ -411,6 +411,27 @@ put_value(struct buf *out, const char *v, int allow_at)
 	return buf_putc(out, '"');
 }
 
+/* " (text)" with parentheses and backslashes as quoted-pairs, controls
+ * as spaces: whatever a parsed comment held, the field stays valid. */
+static int
+put_comment(struct buf *out, const char *c)
+{
+	if (buf_puts(out, " (") != 0)
+		return -1;
+	for (; *c; c++) {
+		unsigned char ch = (unsigned char)*c;
+
+		if (ch < 0x20 || ch == 0x7f)
+			ch = ' ';
+		if ((ch == '(' || ch == ')' || ch == '\\') &&
+		    buf_putc(out, '\\') != 0)
+			return -1;
+		if (buf_putc(out, (char)ch) != 0)
+			return -1;
+	}
+	return buf_putc(out, ')');
+}
+
 int
 authres_write(struct buf *out, const struct authres *ar)
 {
@@ -426,7 +447,7 @@ authres_write(struct buf *out, const struct authres *ar)
 		r = &ar->res[i];
 		if (buf_printf(out, ";\r\n\t%s=%s", r->method, r->result) != 0)
 			return -1;
-		if (r->comment[0] && buf_printf(out, " (%s)", r->comment) != 0)
+		if (r->comment[0] && put_comment(out, r->comment) != 0)
 			return -1;
 		if (r->reason[0] && (buf_puts(out, " reason=") != 0 ||
 		    put_value(out, r->reason, 0) != 0))
