@@ -27,7 +27,8 @@ reply(unsigned char *out, const char *name, unsigned flags2, unsigned rcode,
 	out[6] = 0;
 	out[7] = (unsigned char)ancount;
 	out[10] = out[11] = 0;
-	memcpy(out + len, answers, alen);
+	if (alen > 0)
+		memcpy(out + len, answers, alen);
 	return len + alen;
 }
 
