@@ -9,10 +9,11 @@
 #       bridge's own cost
 #
 # for 10 KB and 1 MB messages, 20 recipients over 5 mailboxes, 1, 8 and 32
-# keep-alive connections.  Every Dovecot run delivers into 5 mailboxes of
-# its own (created empty, removed afterwards), and the disk is synced
-# between runs, so that no run pays for the one before.  At the end it
-# prints one table and the targets with PASS or MISS.
+# keep-alive connections.  (a) and (b) take turns in slices (a b b a, or
+# b a a b), each slice starts with 5 empty mailboxes and a synced disk,
+# so that neither part pays for the other or profits from a quiet spell
+# of the machine.  At the end it prints one table and the targets with
+# PASS or MISS.
 #
 # Everything lives in a fresh temporary run directory (deploy/stack.sh
 # init), with its own ports; every process started here is stopped by its
@@ -186,23 +187,26 @@ setup() {
 	# Private copies: a rebuild during the run changes nothing.
 	mkdir -p "$BIN" "$RUN/spool" "$RUN/log" "$RUN/samples"
 	cp "$TOP/bin/edgemail-api" "$TOP/bin/edgemail-bench" "$BIN/"
-	# Mailboxes rNNmM@example.test: 5 for each Dovecot run.
-	hash=$(doveadm pw -s SHA512-CRYPT -p "$(openssl rand -hex 12)")
-	n=1
-	while [ $n -le $((12 * SLICES + 20)) ]; do
-		m=1
-		while [ $m -le $MAILBOXES ]; do
-			printf 'r%dm%d@%s:%s::::::\n' $n $m $DOMAIN "$hash"
-			m=$((m + 1))
-		done
-		n=$((n + 1))
-	done >>"$RUN/directory/users"
+	# The mailboxes bench1..bench5, made like any other (edgemailctl);
+	# every slice starts with them empty.
+	m=1
+	while [ $m -le $MAILBOXES ]; do
+		if [ -x "$TOP/bin/edgemailctl" ]; then
+			openssl rand -hex 12 | "$TOP/bin/edgemailctl" \
+			    -c "$RUN/edgemail.conf" user add "bench$m@$DOMAIN" \
+			    --password-stdin >/dev/null ||
+			    die "edgemailctl user add bench$m@$DOMAIN failed"
+		else
+			printf 'bench%d@%s:%s::::::\n' $m $DOMAIN \
+			    "$(doveadm pw -s SHA512-CRYPT -p "$(openssl rand -hex 12)")" \
+			    >>"$RUN/directory/users"
+		fi
+		m=$((m + 1))
+	done
 	read -r KEY_ID _ <"$RUN/keys/hmac.keys"
 }
 
 # ---------------------------------------------------------- runs
-
-RUN_NO=0
 
 # Peak RSS of a process since the last reset (kB), then reset it.
 rss_peak() {
@@ -217,23 +221,22 @@ rss_peak() {
 slice() {
 	mode=$1 part=$2 size=$3 conc=$4 warm=$5 secs=$6
 	shift 6
-	RUN_NO=$((RUN_NO + 1))
-	user=r${RUN_NO}m
 	# Dirty pages of the slice before are written now, not during this.
 	sync
 	sleep 1
 	"$BIN/edgemail-bench" "$mode" --size "$size" --rcpts $RCPTS \
-	    --mailboxes $MAILBOXES --user "$user" --domain $DOMAIN \
+	    --mailboxes $MAILBOXES --user bench --domain $DOMAIN \
 	    --concurrency "$conc" --warmup "$warm" --duration "$secs" \
 	    --label "$part" --samples "$RUN/samples/$part-$size-$conc" "$@" \
 	    >>"$RUN/log/slices.log" 2>>"$RUN/log/bench.log" ||
 	    say "($part) $size c$conc: errors, see below"
 	tail -n 1 "$RUN/log/slices.log" | grep -q ' errors=0 ' ||
 	    tail -n 3 "$RUN/log/bench.log" >&2
-	# The mailboxes of this slice are not needed any more.
+	# Empty mailboxes for the next slice: a mailbox that grows from
+	# slice to slice would make later slices slower.
 	m=1
 	while [ $m -le $MAILBOXES ]; do
-		rm -rf "$RUN/mail/$DOMAIN/${user}$m"
+		rm -rf "$RUN/mail/$DOMAIN/bench$m"
 		m=$((m + 1))
 	done
 }
