@@ -417,6 +417,8 @@ hdr_addresses(const char *v, size_t len,
 	int depth, quoted, in_angle = 0, have_angle = 0, count = 0;
 	int overflow = 0, in_group = 0;
 
+	if (memchr(v, '\0', len) != NULL)
+		return -1;
 	for (i = 0; i <= len; i++) {
 		char c = i < len ? v[i] : ',';
 
@@ -507,6 +509,8 @@ hdr_addresses(const char *v, size_t len,
 			if (overflow)
 				return -1;
 			if (have_angle) {
+				if (na == 0)
+					return -1;	/* "<>" */
 				ang[na] = '\0';
 				if (fn(arg, ang, na) != 0)
 					return -1;

@@ -367,6 +367,8 @@ test_hdr_addresses(void)
 		{ "from_empty", "", 0, "" },
 		{ "from_trailing_comma", "a@b.test,", 1, "a@b.test" },
 		{ "from_name_only", "Alice Example", -1, NULL },
+		{ "from_empty_angle", "<>", -1, NULL },
+		{ "from_name_empty_angle", "Nobody <>", -1, NULL },
 		{ "from_unclosed_angle", "Alice <a@b.test", -1, NULL },
 		{ "from_two_angles", "<a@b.test> <c@d.test>", -1, NULL },
 		{ "from_text_after_angle", "<a@b.test> x", -1, NULL },
