@@ -99,7 +99,11 @@ dkim_signer_new(const char *keys_dir, const char *selector,
 	if (dkim_options(s->lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
 	    sizeof(flags)) != DKIM_STAT_OK ||
 	    dkim_options(s->lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS,
-	    oversign, sizeof(char **)) != DKIM_STAT_OK) {
+	    oversign, sizeof(char **)) != DKIM_STAT_OK ||
+	    /* RFC 6376 5.4.1's list (From, Subject, Date, To, Cc,
+	     * Message-ID, MIME and list fields...), not Received. */
+	    dkim_options(s->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS,
+	    dkim_should_signhdrs, sizeof(u_char **)) != DKIM_STAT_OK) {
 		dkim_close(s->lib);
 		free(s);
 		snprintf(err, errsz, "dkim_options failed");

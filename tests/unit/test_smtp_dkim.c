@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <opendkim/dkim.h>
@@ -167,6 +168,25 @@ test_sign_verify(void)
 	UNIT_CHECK("sign_field_crlf", strstr(out.data, "\n") != NULL &&
 	    strncmp(out.data, "DKIM-Signature: ", 16) == 0 &&
 	    out.len >= 2 && out.data[out.len - 2] == '\r', "%s", out.data);
+	{
+		static const char withrcv[] =
+		    "Received: from x by y; Mon, 01 Jan 2024 00:00:00 +0000\r\n"
+		    "From: demo@example.test\r\nSubject: s\r\n\r\n";
+		struct dkim_input rin = in;
+		struct buf o2;
+		const char *h;
+
+		buf_init(&o2, 65536);
+		rin.hdr = withrcv;
+		rin.hdr_len = strlen(withrcv);
+		dkim_sign_message(s, "example.test", "j0", &rin, &o2, &r);
+		h = strstr(buf_cstr(&o2), "h=");
+		UNIT_CHECK("received_not_signed", h != NULL &&
+		    strncasecmp(h, "h=Received", 10) != 0 &&
+		    strstr(h, ":Received") == NULL && strstr(h, "From") != NULL,
+		    "%s", buf_cstr(&o2));
+		buf_free(&o2);
+	}
 	UNIT_CHECK("rsa_signature_first", strstr(out.data, "a=rsa-sha256") <
 	    strstr(out.data, "a=ed25519-sha256"), "%s", out.data);
 	good = verify(out.data, msg.data, msg.len, &nsigs);
