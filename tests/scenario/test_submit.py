@@ -37,6 +37,8 @@ PW = "submit-pass-123"
 BOB = "bob@example.test"
 SUS = "sus@example.test"
 ALIAS = "sales@example.test"
+FORWARD = "fwd@example.test"
+ARCHIVE = "archive@example.test"
 RELAY_USER = "relayuser"
 RELAY_PASS = "relay-secret-9"
 SELECTOR = "edgemail"
@@ -136,8 +138,18 @@ def setup():
         st.start_dovecot()
         st.add_user(BOB, PW)
         st.add_user(SUS, PW, extra="nologin")
+        st.add_user(ARCHIVE, PW)
         with open(st.path("directory", "aliases"), "a") as f:
             f.write("%s demo@example.test\n" % ALIAS)
+            f.write("%s outside@far.test\n" % FORWARD)
+        # Archiving on for the domain (lib/directory.h: archive=MAILBOX).
+        with open(st.path("directory", "domains")) as f:
+            lines = f.read().splitlines()
+        with open(st.path("directory", "domains"), "w") as f:
+            for line in lines:
+                if line.split() and line.split()[0] == "example.test":
+                    line += " archive=%s" % ARCHIVE
+                f.write(line + "\n")
         c.dkim_txt = make_dkim_key(st)
         c.sh_port = free_ports(1)[0]
         c.sh_dir = st.path("smarthost")
@@ -430,6 +442,37 @@ def alias_of_the_user_may_be_the_sender(c):
     finally:
         quit_(s)
     wait_for(lambda: mailbox_with(c, BOB, PW, subj), 15, what="delivery")
+
+
+@test
+def sent_mail_is_copied_to_the_domains_archive_mailbox(c):
+    subj = uniq("archived")
+    s = demo(c)
+    try:
+        s.sendmail(c.st.demo_user, ["far1@far.test"],
+                   msg("demo@example.test", "far1@far.test", subj))
+    finally:
+        quit_(s)
+    wait_for(lambda: smarthost_with(c, subj), 15, what="the outside copy")
+    got = wait_for(lambda: mailbox_with(c, ARCHIVE, PW, subj), 15,
+                   what="the archive copy")
+    eq(len(got), 1, "archive copies")
+    for meta, _ in smarthost_with(c, subj):
+        check(ARCHIVE not in meta["rcpt_tos"], "the archive stays inside")
+
+
+@test
+def local_alias_forwarding_outside_goes_through_the_smarthost(c):
+    subj = uniq("forward")
+    s = demo(c)
+    try:
+        s.sendmail(c.st.demo_user, [FORWARD],
+                   msg("demo@example.test", FORWARD, subj))
+    finally:
+        quit_(s)
+    got = wait_for(lambda: smarthost_with(c, subj), 15,
+                   what="the forwarded copy at the smarthost")
+    eq(got[0][0]["rcpt_tos"], ["outside@far.test"], "forward target")
 
 
 @test
