@@ -29,8 +29,8 @@ run_suite() {	# name, command...
 	start=$(date +%s)
 	"$@" >"$log" 2>&1 </dev/null
 	rc=$?
-	p=$(grep -c '^PASS ' "$log")
-	f=$(grep -c '^FAIL ' "$log")
+	p=$(grep -ac '^PASS ' "$log")
+	f=$(grep -ac '^FAIL ' "$log")
 	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
 		echo "FAIL $name: exited $rc without a FAIL line" >>"$log"
 		f=1
@@ -39,7 +39,7 @@ run_suite() {	# name, command...
 	failed=$((failed + f))
 	printf '%-40s %4d passed %3d failed  %3ss\n' "$name" "$p" "$f" $(( $(date +%s) - start ))
 	if [ "$f" != 0 ]; then
-		failures="$failures$(grep '^FAIL ' "$log" | sed "s|^|  [$name] |")
+		failures="$failures$(grep -a '^FAIL ' "$log" | sed "s|^|  [$name] |")
 "
 	fi
 }

@@ -156,10 +156,14 @@ def idempotent_retry_of_a_queued_request_never_delivers_twice(s):
 
 @test
 def permanent_failure_in_the_queue_bounces_to_a_local_sender(s):
+    # A mailbox the directory knows but Dovecot refuses for good once it
+    # is back: over quota (552 5.2.2).
+    s.add_user("full@example.test", PW, quota="1")
     s.stop_dovecot()
     try:
-        code, j, _ = post(s, body("b1"), mail_from=DEMO,
-                          rcpts=["ghost@example.test", U1])
+        big = body("b1") + b"x" * 5000 + b"\r\n"   # over 1 KiB of quota
+        code, j, _ = post(s, big, mail_from=DEMO,
+                          rcpts=["full@example.test", U1])
         eq(code, 202, "status %r" % (j,))
     finally:
         s.start_dovecot()
@@ -172,8 +176,8 @@ def permanent_failure_in_the_queue_bounces_to_a_local_sender(s):
     m = dsn()[0]
     check(b"multipart/report" in m and b"report-type=delivery-status" in m,
           "RFC 3464 report")
-    check(b"Final-Recipient: rfc822; ghost@example.test" in m, "failed recipient named")
-    check(b"Status: 5.1.1" in m, "status code")
+    check(b"Final-Recipient: rfc822; full@example.test" in m, "failed recipient named")
+    check(b"Status: 5.2.2" in m, "status code: %r" % m[-1500:])
     check(b"Subject: durable b1" in m, "original headers included")
     check(b"u1@example.test" not in m.split(b"message/delivery-status")[1]
           .split(b"text/rfc822-headers")[0], "delivered recipient not reported")
