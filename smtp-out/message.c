@@ -361,6 +361,7 @@ msg_end(struct session *s, int bad_eol, struct reply *r)
 	const char **rcpts = NULL;
 	size_t nrcpt, i;
 	int has_msgid, has_date, nsig = 0;
+	int64_t t_scan, t_dkim, t_spool, t0 = monotonic_ms();
 	char *at;
 
 	buf_init(&signed_hdr, (size_t)s->sv->max_header_size + MSG_PREFIX_MAX);
@@ -392,6 +393,7 @@ msg_end(struct session *s, int bad_eol, struct reply *r)
 		goto done;
 	}
 	scan_check(s, m, &signed_hdr, r);
+	t_scan = monotonic_ms();
 	if (r->cls != REPLY_OK)
 		goto done;
 
@@ -415,6 +417,7 @@ msg_end(struct session *s, int bad_eol, struct reply *r)
 		if (nsig < 0)
 			goto done;
 	}
+	t_dkim = monotonic_ms();
 	if (buf_append(&prefix, signed_hdr.data, signed_hdr.len) != 0) {
 		reply_set(r, 552, "5.3.4", "Header section too large");
 		goto done;
@@ -444,9 +447,13 @@ msg_end(struct session *s, int bad_eol, struct reply *r)
 		    s->id, id, r->code, r->text);
 		goto done;
 	}
+	t_spool = monotonic_ms();
 	log_info("session=%s id=%s event=accepted user=%s from=%s nrcpt=%zu "
-	    "size=%lld dkim=%d", s->id, id, s->user, s->mail_from, nrcpt,
-	    (long long)(prefix.len + (size_t)m->body_len), nsig);
+	    "size=%lld dkim=%d ms_scan=%lld ms_dkim=%lld ms_spool=%lld", s->id,
+	    id, s->user, s->mail_from, nrcpt,
+	    (long long)(prefix.len + (size_t)m->body_len), nsig,
+	    (long long)(t_scan - t0), (long long)(t_dkim - t_scan),
+	    (long long)(t_spool - t_dkim));
 	reply_set(r, 250, "2.0.0", "Ok: queued as %s", id);
 done:
 	free(rcpts);
