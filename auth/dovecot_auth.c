@@ -440,7 +440,10 @@ dovecot_auth_plain(struct dovecot_auth *a, const struct dovecot_auth_req *rq,
 		buf_printf(&line, "\trport=%d", rq->remote_port);
 	buf_printf(&line, "\tresp=%s\n", resp);
 	OPENSSL_cleanse(resp, sizeof(resp));
+	/* q lives on this stack until it is off the list again (answered,
+	 * failed or timed out, all under mu, before we return). */
 	q.next = a->pending;
+	/* cppcheck-suppress autoVariables */
 	a->pending = &q;
 	if (write_all(a->fd, line.data, line.len) != 0) {
 		log_warnx("event=dovecot_auth_lost socket=%s error=\"%s\"",

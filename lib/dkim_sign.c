@@ -20,6 +20,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include <opendkim/dkim.h>
 
 #include "lib/buf.h"
@@ -173,6 +178,28 @@ read_key(const char *path, struct stat *st)
 	return p;
 }
 
+/* Whether pem holds a private key of the kind selector k signs with. */
+static int
+key_ok(const char *pem, int k)
+{
+	BIO *b;
+	EVP_PKEY *pk;
+	int ok;
+
+	if ((b = BIO_new_mem_buf(pem, -1)) == NULL)
+		return 0;
+	pk = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	BIO_free(b);
+	ERR_clear_error();
+	if (pk == NULL)
+		return 0;
+	ok = k == KEY_RSA ? EVP_PKEY_base_id(pk) == EVP_PKEY_RSA &&
+	    EVP_PKEY_get_bits(pk) >= 1024 :
+	    EVP_PKEY_base_id(pk) == EVP_PKEY_ED25519;
+	EVP_PKEY_free(pk);
+	return ok;
+}
+
 /*
  * Refresh one key of a cached domain from its file (called locked).
  * Returns 0 (key present or absent), -1 when the file exists but cannot
@@ -204,6 +231,14 @@ key_refresh(struct dkim_signer *s, struct dkim_domain *d, int k)
 	if ((pem = read_key(path, &st)) == NULL) {
 		log_warnx("event=dkim_key_unreadable path=%s error=\"%s\"", path,
 		    strerror(errno));
+		return -1;
+	}
+	if (!key_ok(pem, k)) {
+		/* Checked here, once per file: libopendkim would fail on
+		 * every message (and leak on that path). */
+		log_warnx("event=dkim_key_unreadable path=%s error=\"not a PEM "
+		    "%s private key\"", path, k == KEY_RSA ? "RSA" : "Ed25519");
+		free(pem);
 		return -1;
 	}
 	free(key->pem);
