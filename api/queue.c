@@ -23,7 +23,7 @@
 #include "lib/hdr.h"
 #include "lib/log.h"
 #include "lib/spool.h"
-#include "lmtp/pool.h"
+#include "lmtp/lmtp.h"
 
 static struct api *api;
 static pthread_t runner_tid;
@@ -129,7 +129,7 @@ send_dsn(struct spool_msg *m)
 	lm.fd = -1;
 	lm.mem = b.data;
 	lm.mem_len = b.len;
-	lmtp_pool_send(api->lmtp, "", &rcpt, 1, &lm, &r);
+	api_deliver_rcpts(api, m->id, "", &rcpt, 1, &lm, &r);
 	if (r.cls == REPLY_TEMP)
 		rc = -1;
 	log_info("id=%s event=dsn to=%s class=%s code=%d", m->id, m->mail_from,
@@ -167,7 +167,9 @@ run_message(const char *id, int64_t now)
 		}
 	if (n > 0) {
 		spool_msg_source(&m, &lm);
-		lmtp_pool_send(api->lmtp, m.mail_from, rcpts, n, &lm, replies);
+		/* Through the directory, like a live request: aliases and
+		 * groups expand, suspended mailboxes are refused. */
+		api_deliver_rcpts(api, m.id, m.mail_from, rcpts, n, &lm, replies);
 	}
 	for (i = 0; i < n; i++) {
 		struct spool_rcpt *sr = &m.rcpts[idx[i]];

@@ -114,6 +114,19 @@ def flush_delivers_every_deferred_message(s):
 
 
 @test
+def queued_message_to_an_alias_is_expanded_on_retry(s):
+    s.stop_dovecot()
+    try:
+        code, j, _ = post(s, body("a1"), rcpts=["postmaster@example.test"])
+        eq(code, 202, "queued %r" % (j,))
+    finally:
+        s.start_dovecot()
+    ctl(s, "queue", "retry", j["id"])
+    wait_for(lambda: copies(s, DEMO, "a1") == 1, 15,
+             what="delivery to the alias's mailbox")
+
+
+@test
 def delete_removes_without_a_bounce(s):
     mid = queued(s, "d1")
     rc, out, err = ctl(s, "queue", "delete", mid)
