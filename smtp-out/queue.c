@@ -83,7 +83,8 @@ struct queue {
 	struct lmtp_pool *lmtp;
 	struct relay *relay;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;		/* runners: work is due */
+	pthread_cond_t scan_cv;		/* the rescan thread: time to stop */
 	struct qent *heap;
 	size_t	 n, cap;
 	struct qmsg *map[Q_MAP_BUCKETS];
@@ -235,6 +236,7 @@ queue_new(struct submit *sv, struct lmtp_pool *lmtp, char *err, size_t errsz)
 	}
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
+	pthread_cond_init(&q->scan_cv, NULL);
 	return q;
 }
 
@@ -257,6 +259,7 @@ queue_free(struct queue **qp)
 	free(q->heap);
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->cv);
+	pthread_cond_destroy(&q->scan_cv);
 	free(q);
 	*qp = NULL;
 }
@@ -849,7 +852,7 @@ scanner(void *arg)
 	while (!q->stop) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += (time_t)q->run_interval;
-		pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+		pthread_cond_timedwait(&q->scan_cv, &q->mu, &ts);
 		if (q->stop)
 			break;
 		pthread_mutex_unlock(&q->mu);
@@ -897,6 +900,7 @@ queue_stop(struct queue *q)
 	pthread_mutex_lock(&q->mu);
 	q->stop = 1;
 	pthread_cond_broadcast(&q->cv);
+	pthread_cond_broadcast(&q->scan_cv);
 	pthread_mutex_unlock(&q->mu);
 	for (k = 0; k < q->nthreads; k++)
 		pthread_join(q->threads[k], NULL);
