@@ -21,6 +21,7 @@
 
 #include <openssl/evp.h>
 
+#include "auth/sig.h"
 #include "lib/addr.h"
 #include "lib/buf.h"
 #include "lib/crlf.h"
@@ -51,6 +52,8 @@ struct api {
 	struct redis *redis;		/* shared state, or NULL (embedded) */
 	struct checks *checks;		/* inbound checks (api/checks.h) */
 	struct directory *dir;		/* lib/directory.h, reloads itself */
+	struct spool *outbound;		/* the relay's spool, for forwards */
+	char	 srs_secret[128];	/* SRS key (srs_secret_file) */
 	long long rate_limit;		/* messages per minute per key, 0 = off */
 	char	 hostname[256];
 	char	 authserv_id[256];
@@ -141,6 +144,8 @@ struct lmtp_msg;
 void	api_deliver_rcpts(struct api *api, const char *id,
 	    const char *mail_from, const char *const *rcpts, size_t n,
 	    const struct lmtp_msg *m, struct reply *replies);
+/* Remove forward markers older than two weeks. */
+void	api_forward_sweep(struct api *api);
 
 /* autoconfig.c: Thunderbird autoconfig and Outlook autodiscover for the
  * directory's domains.  autoconfig_match: which endpoint a path is (0:

@@ -8,17 +8,22 @@
  * runs until SIGINT/SIGTERM.  -t only checks the configuration.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 
 #include "api/api.h"
 #include "api/checks.h"
 #include "auth/sig.h"
 #include "lib/conf.h"
 #include "lib/directory.h"
+#include "lib/io.h"
 #include "lib/log.h"
 #include "lib/spool.h"
 #include "lmtp/pool.h"
@@ -35,6 +40,36 @@ conf_or_die(int rc, const char *err)
 {
 	if (rc != 0)
 		fatalx("config: %s", err);
+}
+
+/* The SRS key: read it, or make one on first start (like the host keys
+ * of an SSH server).  Changing it invalidates addresses in flight. */
+static void
+load_srs_secret(struct api *api, const char *path)
+{
+	unsigned char rnd[32];
+	char hex[65], *s;
+	int fd;
+
+	if ((s = io_read_file(path, 1024, NULL)) == NULL && errno == ENOENT) {
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			fatalx("getrandom failed");
+		hex_encode(rnd, sizeof(rnd), hex);
+		if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600)) < 0 || io_write_all(fd, hex, 64) != 0 || fsync(fd) != 0)
+			fatalx("srs_secret_file %s: %s", path, strerror(errno));
+		close(fd);
+		log_info("event=srs_key_created path=%s", path);
+		s = io_read_file(path, 1024, NULL);
+	}
+	if (s == NULL)
+		fatalx("srs_secret_file %s: %s", path, strerror(errno));
+	s[strcspn(s, "\r\n")] = '\0';
+	if (strlen(s) < 16)
+		fatalx("srs_secret_file %s: secret too short", path);
+	snprintf(api->srs_secret, sizeof(api->srs_secret), "%s", s);
+	explicit_bzero(s, strlen(s));
+	free(s);
 }
 
 static void
@@ -121,6 +156,19 @@ load_settings(struct api *api)
 		    (size_t)gmax, err, sizeof(err))) == NULL)
 			fatalx("directory: %s", err);
 	}
+	/* Forwards go into the relay's spool, which the relay owns: attach,
+	 * never recover it from here. */
+	if ((api->outbound = spool_attach(conf_get(c, "outbound_spool_dir"), 0,
+	    err, sizeof(err))) == NULL)
+		log_warnx("event=no_forwarding reason=\"%s\"", err);
+	load_srs_secret(api, conf_get(c, "srs_secret_file"));
+	{
+		char fdir[PATH_MAX];
+
+		snprintf(fdir, sizeof(fdir), "%s/forwarded", api->spool_dir);
+		if (mkdir(fdir, 0700) != 0 && errno != EEXIST)
+			fatalx("%s: %s", fdir, strerror(errno));
+	}
 }
 
 int
@@ -192,6 +240,7 @@ main(int argc, char **argv)
 	http_stop();
 	queue_stop();
 	spool_close(&api.spool);
+	spool_close(&api.outbound);
 	idem_close(&api.idem);
 	redis_close(&api.redis);
 	checks_free(&api);

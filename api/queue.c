@@ -253,6 +253,7 @@ runner(void *arg)
 		}
 		if (now - last_sweep >= 60) {
 			idem_sweep(api->idem);
+			api_forward_sweep(api);
 			last_sweep = now;
 		}
 	}

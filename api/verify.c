@@ -31,10 +31,11 @@
 
 #define FIELD_MAX	(64 * 1024)	/* an unfolded field we look into */
 
+/* Bounded copy; a result that does not fit is cut (on purpose). */
 static void
 copy(char *dst, size_t dsz, const char *src)
 {
-	snprintf(dst, dsz, "%s", src ? src : "");
+	(void)str_copy(dst, dsz, src ? src : "");
 }
 
 /* The unfolded value of a field into b; -1 when too large. */

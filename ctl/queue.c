@@ -57,7 +57,7 @@ open_queue(struct ctl *c, int which)
 	char err[512];
 	struct spool *s;
 
-	s = spool_open(ctl_get(c, queue_keys[which]), 0, err, sizeof(err));
+	s = spool_attach(ctl_get(c, queue_keys[which]), 0, err, sizeof(err));
 	if (s == NULL)
 		ctl_warn(c, "%s queue: %s", queue_names[which], err);
 	return s;

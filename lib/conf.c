@@ -64,6 +64,8 @@ const struct conf_def conf_defs[] = {
 	{ "queueing", "yes",
 	  "queue recipients that fail temporarily (202); no: answer 503" },
 	{ "idem_dir", "$state_dir/idem", "idempotency records (embedded mode)" },
+	{ "srs_secret_file", "$state_dir/keys/srs.key",
+	  "SRS key for forwarded mail (made at first start)" },
 	{ "rate_limit_per_key", "0",
 	  "messages per minute per HMAC key id, 429 above (0: no limit)" },
 	{ "idempotency_ttl", "24h", "how long an Idempotency-Key is remembered" },

@@ -1490,15 +1490,21 @@ strv_add(char ***vp, size_t *np, const char *s)
 	return 0;
 }
 
-static int
-strv_has(char **v, size_t n, const char *s)
+static ssize_t
+strv_find(char **v, size_t n, const char *s)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
 		if (strcmp(v[i], s) == 0)
-			return 1;
-	return 0;
+			return (ssize_t)i;
+	return -1;
+}
+
+static int
+strv_has(char **v, size_t n, const char *s)
+{
+	return strv_find(v, n, s) >= 0;
 }
 
 static void
@@ -1998,6 +2004,7 @@ again:
 			directory_refresh(dr, 1);
 			for (j = 0; j < i; j++) {
 				free(p->rcpt[j].lmtp);
+				free(p->rcpt[j].fwd);
 				memset(&p->rcpt[j], 0, sizeof(p->rcpt[j]));
 			}
 			for (j = 0; j < p->nlmtp; j++)
@@ -2049,28 +2056,30 @@ again:
 				goto out;
 			}
 		}
+		/* Forwards (targets outside our domains) go to the relay's
+		 * outbound spool; the caller does that (api/directory.c). */
+		if (x.nforward > 0 && (pr->fwd = calloc(x.nforward,
+		    sizeof(*pr->fwd))) == NULL) {
+			dir_expansion_free(&x);
+			goto out;
+		}
 		for (j = 0; j < x.nforward; j++) {
-			/* The relay's outbound spool takes forwards; until a
-			 * program feeds it, they are logged and left out. */
-			log_warnx("id=%s event=forward_skipped rcpt=%s target=%s "
-			    "reason=\"no outbound relay for forwards\"", id,
-			    rcpts[i], x.forwards[j]);
-			if (!strv_has(p->forwards, p->nforward, x.forwards[j]) &&
-			    strv_add(&p->forwards, &p->nforward,
-			    x.forwards[j]) != 0) {
-				dir_expansion_free(&x);
-				goto out;
+			ssize_t k = strv_find(p->forwards, p->nforward,
+			    x.forwards[j]);
+
+			if (k < 0) {
+				if (strv_add(&p->forwards, &p->nforward,
+				    x.forwards[j]) != 0) {
+					dir_expansion_free(&x);
+					goto out;
+				}
+				k = (ssize_t)p->nforward - 1;
 			}
-			pr->nforward++;
+			pr->fwd[pr->nforward++] = (size_t)k;
 		}
 		if (x.nmailbox == 0) {
-			/* Forwards only: nothing is stored here, and saying
-			 * 250 would drop the message without a word. */
-			reply_set(&pr->reply, 550, "5.3.0", "<%s>: forwarding "
-			    "to addresses outside this server is not enabled",
-			    rcpts[i]);
-			log_info("id=%s event=directory_refused rcpt=%s code=550 "
-			    "enhanced=5.3.0 text=\"forward only\"", id, rcpts[i]);
+			log_info("id=%s event=expanded rcpt=%s forwards=%zu", id,
+			    rcpts[i], x.nforward);
 		} else if (x.nmailbox > 1 || strcmp(x.mailboxes[0],
 		    rcpts[i]) != 0) {
 			struct buf b;
@@ -2114,18 +2123,21 @@ out:
 
 void
 dir_plan_outcome(const struct dir_plan *p, size_t i,
-    const struct reply *lmtp_replies, struct reply *out)
+    const struct reply *lmtp_replies, const struct reply *fwd_replies,
+    struct reply *out)
 {
 	const struct dir_plan_rcpt *pr = &p->rcpt[i];
 	const struct reply *ok = NULL, *temp = NULL, *perm = NULL;
-	size_t j;
+	size_t j, n = pr->nlmtp + (fwd_replies ? pr->nforward : 0);
 
-	if (pr->reply.cls != REPLY_OK || pr->nlmtp == 0) {
+	if (pr->reply.cls != REPLY_OK || n == 0) {
 		*out = pr->reply;
 		return;
 	}
-	for (j = 0; j < pr->nlmtp; j++) {
-		const struct reply *r = &lmtp_replies[pr->lmtp[j]];
+	for (j = 0; j < n; j++) {
+		const struct reply *r = j < pr->nlmtp ?
+		    &lmtp_replies[pr->lmtp[j]] :
+		    &fwd_replies[pr->fwd[j - pr->nlmtp]];
 
 		if (r->cls == REPLY_TEMP && temp == NULL)
 			temp = r;
@@ -2142,8 +2154,10 @@ dir_plan_free(struct dir_plan *p)
 {
 	size_t i;
 
-	for (i = 0; i < p->nrcpt && p->rcpt != NULL; i++)
+	for (i = 0; i < p->nrcpt && p->rcpt != NULL; i++) {
 		free(p->rcpt[i].lmtp);
+		free(p->rcpt[i].fwd);
+	}
 	free(p->rcpt);
 	for (i = 0; i < p->nlmtp; i++)
 		free(p->lmtp[i]);

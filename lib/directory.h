@@ -198,6 +198,7 @@ struct dir_plan_rcpt {
 	struct reply reply;	/* OK, or the directory's refusal */
 	size_t	*lmtp;		/* indexes into plan->lmtp */
 	size_t	 nlmtp;
+	size_t	*fwd;		/* indexes into plan->forwards */
 	size_t	 nforward;
 };
 
@@ -207,7 +208,7 @@ struct dir_plan {
 	char	**lmtp;		/* one LMTP transaction's recipients */
 	size_t	 nlmtp;
 	size_t	 narchive;	/* the last narchive of lmtp are archive copies */
-	char	**forwards;	/* for the relay's outbound spool */
+	char	**forwards;	/* for the relay's outbound spool (SRS) */
 	size_t	 nforward;
 };
 
@@ -216,10 +217,12 @@ struct dir_plan {
 int	directory_plan(struct directory *dr, const char *id,
 	    const char *const *rcpts, size_t nrcpt, struct dir_plan *p);
 /* The outcome for envelope recipient i from the LMTP replies (one per
- * plan->lmtp): refused by the directory, else TEMP when any of its
- * mailboxes got TEMP, else OK when any got OK, else the first PERM. */
+ * plan->lmtp) and the forward replies (one per plan->forwards, or NULL):
+ * refused by the directory, else TEMP when any of its mailboxes or
+ * forwards got TEMP, else OK when any got OK, else the first PERM. */
 void	dir_plan_outcome(const struct dir_plan *p, size_t i,
-	    const struct reply *lmtp_replies, struct reply *out);
+	    const struct reply *lmtp_replies, const struct reply *fwd_replies,
+	    struct reply *out);
 void	dir_plan_free(struct dir_plan *p);
 
 #endif

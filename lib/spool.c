@@ -89,8 +89,25 @@ mkdir_p(const char *path)
 	return -1;
 }
 
+static struct spool *
+spool_open_mode(const char *dir, uint64_t max_bytes, int recover, char *err,
+    size_t errsz);
+
 struct spool *
 spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errsz)
+{
+	return spool_open_mode(dir, max_bytes, 1, err, errsz);
+}
+
+struct spool *
+spool_attach(const char *dir, uint64_t max_bytes, char *err, size_t errsz)
+{
+	return spool_open_mode(dir, max_bytes, 0, err, errsz);
+}
+
+static struct spool *
+spool_open_mode(const char *dir, uint64_t max_bytes, int recover, char *err,
+    size_t errsz)
 {
 	struct spool *s;
 	char path[PATH_MAX];
@@ -115,7 +132,7 @@ spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errsz)
 		goto fail;
 	}
 	/* Recovery: anything under tmp/ was never acknowledged. */
-	if ((d = opendir(path)) != NULL) {
+	if (recover && (d = opendir(path)) != NULL) {
 		while ((de = readdir(d)) != NULL)
 			if (de->d_name[0] != '.' &&
 			    unlinkat(dirfd(d), de->d_name, 0) == 0)

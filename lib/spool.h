@@ -73,6 +73,11 @@ struct spool;
  * max_bytes: refuse commits past this total (0 = no limit). */
 struct spool *spool_open(const char *dir, uint64_t max_bytes, char *err,
 	    size_t errsz);
+/* The same for a program that writes into or manages another program's
+ * spool (forwards into the relay's, edgemailctl queue): no recovery, so
+ * the owner's messages being written are left alone. */
+struct spool *spool_attach(const char *dir, uint64_t max_bytes, char *err,
+	    size_t errsz);
 void	spool_close(struct spool **sp);
 
 /*

@@ -458,25 +458,41 @@ test_live_and_plan(void)
 	UNIT_CHECK("plan_refusals_per_recipient", p.rcpt[2].reply.code == 550 &&
 	    strcmp(p.rcpt[2].reply.enhanced, "5.1.1") == 0 &&
 	    p.rcpt[5].reply.code == 550 &&
-	    strcmp(p.rcpt[5].reply.enhanced, "5.2.1") == 0 &&
-	    p.rcpt[4].reply.code == 550 && strcmp(p.rcpt[4].reply.enhanced,
-	    "5.3.0") == 0, "%d %d %d", p.rcpt[2].reply.code,
-	    p.rcpt[5].reply.code, p.rcpt[4].reply.code);
+	    strcmp(p.rcpt[5].reply.enhanced, "5.2.1") == 0,
+	    "%d %d", p.rcpt[2].reply.code, p.rcpt[5].reply.code);
+	UNIT_CHECK("plan_forward_only_recipient_is_accepted_with_its_forwards",
+	    p.rcpt[4].reply.cls == REPLY_OK && p.rcpt[4].nlmtp == 0 &&
+	    p.rcpt[4].nforward >= 1, "code %d nforward %zu",
+	    p.rcpt[4].reply.code, p.rcpt[4].nforward);
 	UNIT_CHECK("plan_forwards_collected", p.nforward == 2, "%zu",
 	    p.nforward);
 	for (i = 0; i < 3; i++)
 		reply_set(&replies[i], 250, "2.0.0", "ok");
 	reply_set(&replies[1], 452, "4.2.2", "full for now");
-	dir_plan_outcome(&p, 0, replies, &out);
+	dir_plan_outcome(&p, 0, replies, NULL, &out);
 	UNIT_CHECK("outcome_temp_wins", out.code == 452, "%d", out.code);
-	dir_plan_outcome(&p, 3, replies, &out);
+	dir_plan_outcome(&p, 3, replies, NULL, &out);
 	UNIT_CHECK("outcome_direct_ok", out.code == 250, "%d", out.code);
 	reply_set(&replies[1], 552, "5.2.2", "full");
-	dir_plan_outcome(&p, 0, replies, &out);
+	dir_plan_outcome(&p, 0, replies, NULL, &out);
 	UNIT_CHECK("outcome_ok_beats_perm", out.code == 250, "%d", out.code);
-	dir_plan_outcome(&p, 2, replies, &out);
+	dir_plan_outcome(&p, 2, replies, NULL, &out);
 	UNIT_CHECK("outcome_directory_refusal", out.code == 550 &&
 	    strcmp(out.enhanced, "5.1.1") == 0, "%d", out.code);
+	{
+		struct reply fr[8];
+
+		for (i = 0; i < p.nforward && i < 8; i++)
+			reply_set(&fr[i], 250, "2.0.0", "queued for forwarding");
+		dir_plan_outcome(&p, 4, replies, fr, &out);
+		UNIT_CHECK("outcome_forward_queued_is_ok", out.code == 250,
+		    "%d", out.code);
+		for (i = 0; i < p.nforward && i < 8; i++)
+			reply_set(&fr[i], 451, "4.3.0", "outbound spool full");
+		dir_plan_outcome(&p, 4, replies, fr, &out);
+		UNIT_CHECK("outcome_forward_not_queued_is_temp",
+		    out.cls == REPLY_TEMP, "%d", out.code);
+	}
 	dir_plan_free(&p);
 
 	/* A mailbox added to the file is seen at once (a miss re-checks). */
