@@ -664,8 +664,8 @@ attempt(struct queue *q, void **handle, const char *id, off_t *size_r)
 			if (expired) {
 				r->state = SPOOL_FAILED;
 				snprintf(r->last.text, sizeof(r->last.text),
-				    "delivery time expired; last error: %d %.180s",
-				    out[k].code, out[k].text);
+				    "delivery time expired; last error: %d %s %.180s",
+				    out[k].code, out[k].enhanced, out[k].text);
 				r->last.code = 550;
 				snprintf(r->last.enhanced,
 				    sizeof(r->last.enhanced), "5.4.7");

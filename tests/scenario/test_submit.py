@@ -813,6 +813,33 @@ def smarthost_5xx_gives_a_bounce_in_the_senders_inbox(c):
 
 
 @test
+def temporary_failures_past_max_queue_lifetime_bounce(c):
+    subj = uniq("expire")
+    restart_submit(c, {"max_queue_lifetime": "4s"})
+    try:
+        s = demo(c)
+        try:
+            s.sendmail(c.st.demo_user, ["tempfail-1@far.test"],
+                       msg("demo@example.test", "tempfail-1@far.test", subj))
+        finally:
+            quit_(s)
+
+        def dsn():
+            return [m for m in c.st.imap_messages(c.st.demo_user,
+                                                  c.st.demo_password)
+                    if b"multipart/report" in m and subj.encode() in m]
+        got = wait_for(dsn, 25, what="the expiry DSN")
+        m = got[0]
+        check(b"Status: 5.4.7" in m, "expired status 5.4.7")
+        check(b"4.3.0" in m, "the last temporary error is reported")
+        check(b"Arrival-Date:" in m, "arrival date")
+        wait_for(lambda: os.listdir(c.st.path("outbound", "queue")) == [],
+                 10, what="the message leaving the queue")
+    finally:
+        restart_submit(c)
+
+
+@test
 def killed_after_250_the_message_is_delivered_once_after_restart(c):
     subj = uniq("crash")
     stop_smarthost(c)
