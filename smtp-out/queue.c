@@ -51,8 +51,10 @@
 #include "lib/buf.h"
 #include "lib/conf.h"
 #include "lib/hdr.h"
+#include "lib/io.h"
 #include "lib/log.h"
 #include "lib/spool.h"
+#include "lib/srs.h"
 #include "lmtp/lmtp.h"
 #include "lmtp/pool.h"
 #include "smtp-out/submit.h"
@@ -94,6 +96,7 @@ struct queue {
 	pthread_t scanner;
 	int	 scanner_started;
 	long long retry_min, retry_max, lifetime, run_interval;
+	char	 srs_secret[256];	/* "": no SRS key (edgemail-api makes it) */
 };
 
 /* ---- the heap ------------------------------------------------------------ */
@@ -230,6 +233,19 @@ queue_new(struct submit *sv, struct lmtp_pool *lmtp, char *err, size_t errsz)
 		q->retry_max = q->retry_min;
 	if (q->run_interval < 1)
 		q->run_interval = 1;
+	/* Forwards from edgemail-api carry an SRS sender: their bounces
+	 * go to the original sender.  The API creates the key. */
+	{
+		char *k = io_read_file(conf_get(sv->conf, "srs_secret_file"),
+		    1024, NULL);
+
+		if (k != NULL) {
+			k[strcspn(k, "\r\n")] = '\0';
+			snprintf(q->srs_secret, sizeof(q->srs_secret), "%s", k);
+			explicit_bzero(k, strlen(k));
+			free(k);
+		}
+	}
 	if ((q->relay = relay_new(sv->conf, sv->hostname, err, errsz)) == NULL) {
 		free(q);
 		return NULL;
@@ -507,13 +523,19 @@ bounce(struct queue *q, struct spool_msg *m)
 	struct buf hdr, dsn;
 	struct reply r;
 	size_t i, nf = 0;
-	char id[SUBMIT_ID_LEN + 1];
+	char id[SUBMIT_ID_LEN + 1], srs_orig[ADDR_PATH_MAX + 1];
 	const char *to = m->mail_from;
 	int rc = -1;
 
 	if (*to == '\0') {
 		log_info("id=%s event=bounce_dropped why=null_sender", m->id);
 		return 0;
+	}
+	if (q->srs_secret[0] != '\0' && strncasecmp(to, "SRS0=", 5) == 0 &&
+	    srs_reverse(q->srs_secret, to, time(NULL), srs_orig,
+	    sizeof(srs_orig)) == 0) {
+		log_info("id=%s event=bounce_srs to=%s", m->id, srs_orig);
+		to = srs_orig;
 	}
 	if ((dr = calloc(m->nrcpt, sizeof(*dr))) == NULL)
 		return -1;
