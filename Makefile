@@ -1,6 +1,6 @@
 # edgemail - top-level, non-recursive Makefile.
 #
-#   make            build everything into bin/
+#   make            build everything into bin/ (bin-san/ with SANITIZE)
 #   make run        install missing packages, build, start the dev stack
 #   make check      install missing packages, build, run every test
 #   make bench      measure throughput and latency (prints a table)
@@ -8,7 +8,8 @@
 #   make fuzz       libFuzzer targets (clang)
 #
 # Switches: WERROR=1 (warnings are errors, as in CI),
-#           SANITIZE=address,undefined (objects go to build-san/).
+#           SANITIZE=address,undefined (build-san/, bin-san/; run the tests
+#           on them with EDGEMAIL_BIN=bin-san tests/run.sh).
 
 CC	?= cc
 PKGS	 = libmicrohttpd openssl jansson libcurl opendkim libclamav hiredis
@@ -25,6 +26,7 @@ LDFLAGS	+= -pie -Wl,-z,relro,-z,now
 LDLIBS	+= $(PKG_LIBS) -lpthread -lm
 
 BUILD	 = build
+BIN	 = bin
 ifeq ($(WERROR),1)
 CFLAGS	+= -Werror
 endif
@@ -32,6 +34,7 @@ ifneq ($(SANITIZE),)
 CFLAGS	+= -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS	+= -fsanitize=$(SANITIZE)
 BUILD	 = build-san
+BIN	 = bin-san
 endif
 
 # The shared library: lib/, the LMTP client, the auth layer.
@@ -46,20 +49,20 @@ CTL_SRC    := $(wildcard ctl/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 
-PROGS	:= bin/lmtp-send
+PROGS	:= $(BIN)/lmtp-send
 ifneq ($(API_SRC),)
-PROGS	+= bin/edgemail-api
+PROGS	+= $(BIN)/edgemail-api
 endif
 ifneq ($(SUBMIT_SRC),)
-PROGS	+= bin/edgemail-submit
+PROGS	+= $(BIN)/edgemail-submit
 endif
 ifneq ($(CTL_SRC),)
-PROGS	+= bin/edgemailctl
+PROGS	+= $(BIN)/edgemailctl
 endif
 ifneq ($(BENCH_SRC),)
-PROGS	+= bin/edgemail-bench
+PROGS	+= $(BIN)/edgemail-bench
 endif
-UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=bin/tests/%)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BIN)/tests/%)
 
 .PHONY: all run check bench lint fuzz clean deps unit
 all: $(PROGS) $(UNIT_BINS)
@@ -75,23 +78,23 @@ $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-bin/lmtp-send: $(BUILD)/lmtp/lmtp-send.o $(CORE_LIB)
-	@mkdir -p bin
+$(BIN)/lmtp-send: $(BUILD)/lmtp/lmtp-send.o $(CORE_LIB)
+	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-bin/edgemail-api: $(API_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
-	@mkdir -p bin
+$(BIN)/edgemail-api: $(API_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
+	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-bin/edgemail-submit: $(SUBMIT_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
-	@mkdir -p bin
+$(BIN)/edgemail-submit: $(SUBMIT_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
+	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-bin/edgemailctl: $(CTL_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
-	@mkdir -p bin
+$(BIN)/edgemailctl: $(CTL_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
+	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-bin/edgemail-bench: $(BENCH_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
-	@mkdir -p bin
+$(BIN)/edgemail-bench: $(BENCH_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
+	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-bin/tests/%: $(BUILD)/tests/unit/%.o $(CORE_LIB)
-	@mkdir -p bin/tests
+$(BIN)/tests/%: $(BUILD)/tests/unit/%.o $(CORE_LIB)
+	@mkdir -p $(BIN)/tests
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The two commands of the README: each installs what is missing first.
@@ -126,6 +129,6 @@ fuzz:
 	    || exit 1; done
 
 clean:
-	rm -rf bin build build-san
+	rm -rf bin bin-san build build-san
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)

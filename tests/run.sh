@@ -9,6 +9,7 @@
 #
 #   tests/run.sh                 everything
 #   tests/run.sh unit            only suites whose name contains "unit"
+#   EDGEMAIL_BIN=bin-san tests/run.sh    the same on the sanitizer build
 set -u
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -44,7 +45,10 @@ run_suite() {	# name, command...
 	fi
 }
 
-for t in bin/tests/*; do
+BIN=${EDGEMAIL_BIN:-bin}		# bin-san: the sanitizer build
+case "$BIN" in /*) ;; *) BIN=$top/$BIN ;; esac
+export EDGEMAIL_BIN="$BIN"
+for t in "$BIN"/tests/*; do
 	[ -x "$t" ] || continue
 	run_suite "unit-$(basename "$t")" "$t"
 done
