@@ -15,6 +15,7 @@
  * server closes is opened again.
  */
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -39,6 +40,7 @@
 
 #define RESP_MAX	(64 * 1024)
 #define TS_WIDTH	10
+#define IO_TIMEOUT_SECS	120
 
 struct http_shared {
 	SSL_CTX	*ctx;
@@ -184,6 +186,7 @@ hconn_open(struct hconn *h, const struct bench_opts *o,
     struct http_shared *hs, char *why, size_t whysz)
 {
 	struct addrinfo hints, *res, *ai;
+	struct timeval tmo = { IO_TIMEOUT_SECS, 0 };
 	int gai, one = 1;
 
 	memset(&hints, 0, sizeof(hints));
@@ -210,6 +213,9 @@ hconn_open(struct hconn *h, const struct bench_opts *o,
 	if (h->fd < 0)
 		return -1;
 	setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A server that stops answering fails the message, not the run. */
+	setsockopt(h->fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
+	setsockopt(h->fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
 	if ((h->ssl = SSL_new(hs->ctx)) == NULL ||
 	    SSL_set_fd(h->ssl, h->fd) != 1 ||
 	    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(h->ssl), o->host)

@@ -27,6 +27,7 @@
 #   BENCH_OUT=FILE     also write the table to FILE
 #   BENCH_KEEP=1       keep the run directory (logs, results.txt)
 #   BENCH_STRICT=1     exit 1 when a target is missed
+#   EDGEMAIL_BIN=DIR   the programs to measure (default bin)
 set -eu
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -46,7 +47,12 @@ DOMAIN=example.test
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-for p in "$TOP/bin/edgemail-api" "$TOP/bin/edgemail-bench"; do
+# The programs under test: bin/, or EDGEMAIL_BIN (e.g. bin-san).
+SRC_BIN=${EDGEMAIL_BIN:-bin}
+case $SRC_BIN in /*) ;; *) SRC_BIN=$TOP/$SRC_BIN ;; esac
+EDGEMAIL_BIN=$SRC_BIN
+export EDGEMAIL_BIN
+for p in "$SRC_BIN/edgemail-api" "$SRC_BIN/edgemail-bench"; do
 	[ -x "$p" ] || die "$p not built: make all"
 done
 for c in dovecot doveadm curl openssl; do
@@ -68,6 +74,7 @@ alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 # stop_pid PID NAME: TERM, up to 10 s, then KILL; reaped here.
 stop_pid() {
 	[ -n "$1" ] || return 0
+	st=
 	if alive "$1"; then
 		kill -TERM "$1" 2>/dev/null || true
 		i=0
@@ -186,13 +193,13 @@ setup() {
 	}
 	# Private copies: a rebuild during the run changes nothing.
 	mkdir -p "$BIN" "$RUN/spool" "$RUN/log" "$RUN/samples"
-	cp "$TOP/bin/edgemail-api" "$TOP/bin/edgemail-bench" "$BIN/"
+	cp "$SRC_BIN/edgemail-api" "$SRC_BIN/edgemail-bench" "$BIN/"
 	# The mailboxes bench1..bench5, made like any other (edgemailctl);
 	# every slice starts with them empty.
 	m=1
 	while [ $m -le $MAILBOXES ]; do
-		if [ -x "$TOP/bin/edgemailctl" ]; then
-			openssl rand -hex 12 | "$TOP/bin/edgemailctl" \
+		if [ -x "$SRC_BIN/edgemailctl" ]; then
+			openssl rand -hex 12 | "$SRC_BIN/edgemailctl" \
 			    -c "$RUN/edgemail.conf" user add "bench$m@$DOMAIN" \
 			    --password-stdin >/dev/null ||
 			    die "edgemailctl user add bench$m@$DOMAIN failed"
