@@ -280,8 +280,8 @@ def same_message_twice_is_stored_once(ctx):
 
 @test
 def unknown_recipient_is_rejected(ctx):
-    mid, raw = message(ctx, "nobody", to="nobody@example.test")
-    status, text = handler(ctx, raw, "a@sender.test", "nobody@example.test")
+    mid, raw = message(ctx, "nobody", to="ghost@example.test")
+    status, text = handler(ctx, raw, "a@sender.test", "ghost@example.test")
     eq(status, 400, "handler status (%s)" % text.strip())
     m = re.search(r"Worker rejected email with the following reason: (.*)",
                   text)
@@ -289,7 +289,7 @@ def unknown_recipient_is_rejected(ctx):
     check(re.match(r"550 5\.1\.1 ", m.group(1)),
           "reason is not '550 5.1.1 ...': %r" % m.group(1))
     line = worker_lines(ctx, lambda x: x.get("rcpt") ==
-                        "nobody@example.test")
+                        "ghost@example.test")
     check(line and line[-1].get("outcome") == "reject",
           "no reject log line: %r" % line)
 
