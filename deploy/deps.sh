@@ -13,7 +13,7 @@ libopendkim-dev libclamav-dev libhiredis-dev
 dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
 dovecot-managesieved redis-server rspamd
 opendkim-tools clamav-testfiles zip unzip publicsuffix
-swaks python3 python3-dkim python3-aiosmtpd python3-dnspython python3-cryptography python3-nacl
+swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-dkim python3-aiosmtpd python3-dnspython python3-cryptography python3-nacl
 libfiu-dev fiu-utils openssl ca-certificates curl procps"
 
 missing=""
