@@ -24,6 +24,7 @@
 
 #include "lib/buf.h"
 #include "lib/crlf.h"
+#include "lib/io.h"
 #include "lib/log.h"
 #include "lib/reply.h"
 #include "lmtp/lmtp.h"
@@ -40,22 +41,6 @@ usage(void)
 	exit(2);
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t	 w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /*
  * Copy in to an unlinked temporary file with CRLF line ends.  Returns the
@@ -107,7 +92,7 @@ normalise(int in, off_t *len_r, int *eightbit_r)
 		for (i = 0; i < (size_t)n && !*eightbit_r; i++)
 			if ((unsigned char)ibuf[i] >= 0x80)
 				*eightbit_r = 1;
-		if (write_all(fd, obuf, o) == -1) {
+		if (io_write_all(fd, obuf, o) == -1) {
 			fprintf(stderr, "lmtp-send: write: %s\n",
 			    strerror(errno));
 			close(fd);

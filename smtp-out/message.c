@@ -38,6 +38,7 @@
 #include "lib/buf.h"
 #include "lib/dkim_sign.h"
 #include "lib/hdr.h"
+#include "lib/io.h"
 #include "lib/log.h"
 #include "lib/scan.h"
 #include "smtp-out/submit.h"
@@ -88,22 +89,6 @@ msg_abort(struct session *s)
 	s->msg = NULL;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /* An unlinked temporary file in the spool directory (same disk as the
  * queue, so a large message never lands in /tmp). */
@@ -135,12 +120,12 @@ body_write(struct session *s, struct msgstate *m, const char *p, size_t n)
 			return -1;
 		}
 		if (m->body.len > 0 &&
-		    write_all(m->fd, m->body.data, m->body.len) != 0)
+		    io_write_all(m->fd, m->body.data, m->body.len) != 0)
 			return -1;
 		buf_free(&m->body);
 		buf_init(&m->body, MSG_SPILL);
 	}
-	return write_all(m->fd, p, n);
+	return io_write_all(m->fd, p, n);
 }
 
 int
