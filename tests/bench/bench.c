@@ -1,10 +1,13 @@
 /*
- * bench.c - edgemail-bench: the command line, the test message and the
- * timed run shared by the load modes.
+ * bench.c - edgemail-bench: the command line, the test message, the
+ * timed run shared by the load modes, and `report`, which merges the
+ * samples of several runs into one result.
  *
  *   edgemail-bench lmtp --server unix:PATH|HOST:PORT [load options]
  *   edgemail-bench http --url https://127.0.0.1:PORT --ca FILE
  *                       --keys-file FILE [--key-id ID] [load options]
+ *   edgemail-bench submit --server HOST:PORT --ca FILE --keys-file PWFILE
+ *                         --from USER [load options]
  *   edgemail-bench sink --listen PATH|HOST:PORT
  *   edgemail-bench report [--label L] SAMPLES-FILE...
  *
@@ -61,6 +64,8 @@ usage(void)
 	    "usage: edgemail-bench lmtp --server unix:PATH|HOST:PORT [load options]\n"
 	    "       edgemail-bench http --url https://HOST:PORT --ca FILE "
 	    "--keys-file FILE [--key-id ID] [load options]\n"
+	    "       edgemail-bench submit --server HOST:PORT --ca FILE "
+	    "--keys-file PASSWORD-FILE --from USER [load options]\n"
 	    "       edgemail-bench sink --listen PATH|HOST:PORT\n"
 	    "       edgemail-bench report [--label L] SAMPLES-FILE...\n"
 	    "load options: --size 10k|1m|BYTES --rcpts N --mailboxes N "
@@ -270,6 +275,15 @@ parse_load_opts(int argc, char **argv, struct bench_opts *o)
 		usage();
 	if (strcmp(o->mode, "lmtp") == 0 && !have_server)
 		fatalx("lmtp: --server is required");
+	if (strcmp(o->mode, "submit") == 0) {
+		/* The relay's STARTTLS listener, as host and port. */
+		if (!have_server || o->lmtp.is_unix || o->ca_file == NULL ||
+		    o->keys_file == NULL)
+			fatalx("submit: --server HOST:PORT, --ca and --keys-file "
+			    "are required");
+		snprintf(o->host, sizeof(o->host), "%s", o->lmtp.host);
+		snprintf(o->port, sizeof(o->port), "%s", o->lmtp.port);
+	}
 	if (strcmp(o->mode, "http") == 0 && (!have_url || o->ca_file == NULL ||
 	    o->keys_file == NULL))
 		fatalx("http: --url, --ca and --keys-file are required");
@@ -449,7 +463,8 @@ print_result(const struct result_id *id, double secs, double *lat, size_t n,
 	double sum = 0;
 	size_t k;
 
-	qsort(lat, n, sizeof(*lat), cmp_double);
+	if (n > 0)
+		qsort(lat, n, sizeof(*lat), cmp_double);
 	for (k = 0; k < n; k++)
 		sum += lat[k];
 	printf("result label=%s mode=%s size=%zu rcpts=%d mailboxes=%d conc=%d "
@@ -522,7 +537,9 @@ run_load(const struct bench_opts *o, const struct bench_msg *msg,
 	}
 	all = xcalloc(n ? n : 1, sizeof(*all));
 	for (i = 0, k = 0; i < o->conc; i++) {
-		memcpy(all + k, cx[i].st.lat_ms, cx[i].st.n * sizeof(*all));
+		if (cx[i].st.n > 0)
+			memcpy(all + k, cx[i].st.lat_ms,
+			    cx[i].st.n * sizeof(*all));
 		k += cx[i].st.n;
 		free(cx[i].st.lat_ms);
 	}
@@ -615,9 +632,12 @@ report_main(int argc, char **argv)
 				continue;
 			}
 			if (n == cap) {
+				double *nl;
+
 				cap = cap ? cap * 2 : 4096;
-				if ((lat = realloc(lat, cap * sizeof(*lat))) == NULL)
+				if ((nl = realloc(lat, cap * sizeof(*lat))) == NULL)
 					fatalx("out of memory");
+				lat = nl;
 			}
 			lat[n++] = strtod(line, NULL);
 		}
@@ -639,6 +659,7 @@ main(int argc, char **argv)
 	struct bench_msg msg;
 	void *shared = NULL;
 	void *(*fn)(void *);
+	int rc;
 
 	log_init("edgemail-bench", LOG_LVL_WARN);
 	signal(SIGPIPE, SIG_IGN);
@@ -660,7 +681,8 @@ main(int argc, char **argv)
 	o.conc = 1;
 	o.duration = 10;
 	o.warmup = 2;
-	if (strcmp(o.mode, "lmtp") != 0 && strcmp(o.mode, "http") != 0)
+	if (strcmp(o.mode, "lmtp") != 0 && strcmp(o.mode, "http") != 0 &&
+	    strcmp(o.mode, "submit") != 0)
 		usage();
 	parse_load_opts(argc - 1, argv + 1, &o);
 	if (o.label == NULL)
@@ -670,10 +692,19 @@ main(int argc, char **argv)
 		if (lmtp_load_init(&o, &shared) != 0)
 			return 1;
 		fn = lmtp_load_conn;
+	} else if (strcmp(o.mode, "submit") == 0) {
+		if (submit_load_init(&o, &msg, &shared) != 0)
+			return 1;
+		fn = submit_load_conn;
 	} else {
 		if (http_load_init(&o, &msg, &shared) != 0)
 			return 1;
 		fn = http_load_conn;
 	}
-	return run_load(&o, &msg, fn, shared);
+	rc = run_load(&o, &msg, fn, shared);
+	if (strcmp(o.mode, "http") == 0)
+		http_load_free(shared);
+	EVP_MD_CTX_free(msg.prefix_sha);
+	free(msg.data);
+	return rc;
 }

@@ -6,6 +6,7 @@
  *                 thread per connection), statistics and the result line
  *   lmtp_load.c   raw LMTP transactions (lmtp/lmtp.h) into a server
  *   http_load.c   signed HTTPS POSTs (OpenSSL, keep-alive) into the API
+ *   submit_load.c authenticated STARTTLS submission into edgemail-submit
  *   sink.c        a null LMTP server that answers 250 at once
  *
  * Not a test of correctness: every load mode counts anything but a full
@@ -28,7 +29,7 @@
 
 /* What a load run sends and where. */
 struct bench_opts {
-	const char *mode;		/* "lmtp" or "http" */
+	const char *mode;		/* "lmtp", "http" or "submit" */
 	size_t	 size;			/* message bytes, tail included */
 	int	 nrcpt;
 	int	 nmailbox;
@@ -41,10 +42,10 @@ struct bench_opts {
 	const char *label;
 	const char *samples;		/* append the latencies to this file */
 
-	/* lmtp */
+	/* lmtp (and submit: its host and port are copied below) */
 	struct lmtp_server lmtp;
 
-	/* http */
+	/* http, submit */
 	char	 host[256];
 	char	 port[16];
 	const char *ca_file;
@@ -99,6 +100,13 @@ void	*lmtp_load_conn(void *arg);
 int	http_load_init(const struct bench_opts *o, const struct bench_msg *m,
 	    void **shared_r);
 void	*http_load_conn(void *arg);
+void	http_load_free(void *shared);
+
+/* submit_load.c: --server is the relay's STARTTLS listener, --keys-file
+ * holds the user's password, --from is the user and envelope sender. */
+int	submit_load_init(const struct bench_opts *o, const struct bench_msg *m,
+	    void **shared_r);
+void	*submit_load_conn(void *arg);
 
 /* sink.c */
 int	sink_main(int argc, char **argv);

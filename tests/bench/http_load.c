@@ -150,6 +150,19 @@ http_load_init(const struct bench_opts *o, const struct bench_msg *m,
 	return 0;
 }
 
+void
+http_load_free(void *shared)
+{
+	struct http_shared *hs = shared;
+
+	if (hs == NULL)
+		return;
+	SSL_CTX_free(hs->ctx);
+	explicit_bzero(hs->secret, sizeof(hs->secret));
+	free(hs->target);
+	free(hs);
+}
+
 /* ---- one connection ----------------------------------------------------- */
 
 static void
