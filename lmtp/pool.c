@@ -1,9 +1,13 @@
 /*
  * pool.c - bounded FIFO pool of LMTP connections (see pool.h).
  *
- * Fairness uses a ticket queue: each caller takes a ticket and waits until
- * its number is served and a connection slot is free.  Connections are
- * used outside the lock; the lock only guards the bookkeeping.
+ * Fairness without a thundering herd: a caller that finds no free slot
+ * queues a waiter record (with its own condition variable) at the tail;
+ * a caller that gives a slot back hands it straight to the head waiter
+ * and wakes only that one.  The slot never becomes free in between, so
+ * nobody can overtake the queue, and each release costs one wake-up
+ * whatever the number of waiters.  Connections are used outside the
+ * lock; the lock only guards the bookkeeping.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +25,12 @@ struct idle_conn {
 	time_t	 since;
 };
 
+struct waiter {
+	struct waiter *next;
+	pthread_cond_t cond;
+	int	 granted;	/* the slot was handed to us */
+};
+
 struct lmtp_pool {
 	struct lmtp_server server;
 	char	 lhlo[256];
@@ -29,10 +39,8 @@ struct lmtp_pool {
 	int	 idle_secs;
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned long next_ticket;
-	unsigned long serving;
-	unsigned busy;			/* connections handed out */
+	unsigned busy;			/* slots handed out */
+	struct waiter *head, *tail;	/* FIFO of callers waiting for a slot */
 	struct idle_conn idle[POOL_MAX_IDLE];
 	unsigned nidle;
 };
@@ -51,7 +59,6 @@ lmtp_pool_new(const struct lmtp_server *s, const char *lhlo_name,
 	p->max = max == 0 ? 1 : max;
 	p->idle_secs = idle_secs;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
 	return p;
 }
 
@@ -66,26 +73,37 @@ lmtp_pool_free(struct lmtp_pool **pp)
 	for (i = 0; i < p->nidle; i++)
 		lmtp_close(&p->idle[i].c);
 	pthread_mutex_destroy(&p->lock);
-	pthread_cond_destroy(&p->cond);
 	free(p);
 	*pp = NULL;
 }
 
-/* Wait for our turn and a free slot; returns an idle connection or NULL
- * (then the caller connects a new one in the slot it now holds). */
+/* Take a slot (waiting in FIFO order); returns an idle connection to
+ * reuse, or NULL (then the caller connects a new one in its slot). */
 static struct lmtp_conn *
 pool_acquire(struct lmtp_pool *p)
 {
-	struct lmtp_conn *c = NULL;
-	unsigned long ticket;
+	struct lmtp_conn *c = NULL, *stale[POOL_MAX_IDLE];
+	unsigned nstale = 0, i;
 	time_t now;
 
 	pthread_mutex_lock(&p->lock);
-	ticket = p->next_ticket++;
-	while (ticket != p->serving || p->busy >= p->max)
-		pthread_cond_wait(&p->cond, &p->lock);
-	p->serving++;
-	p->busy++;
+	if (p->busy < p->max && p->head == NULL)
+		p->busy++;
+	else {
+		struct waiter w;
+
+		memset(&w, 0, sizeof(w));
+		pthread_cond_init(&w.cond, NULL);
+		if (p->tail != NULL)
+			p->tail->next = &w;
+		else
+			p->head = &w;
+		p->tail = &w;
+		while (!w.granted)
+			pthread_cond_wait(&w.cond, &p->lock);
+		pthread_cond_destroy(&w.cond);
+		/* pool_release dequeued us and kept busy for us. */
+	}
 	now = time(NULL);
 	while (p->nidle > 0) {
 		struct idle_conn ic = p->idle[--p->nidle];
@@ -94,27 +112,37 @@ pool_acquire(struct lmtp_pool *p)
 			c = ic.c;
 			break;
 		}
-		/* Too old: the server may have dropped it; close outside
-		 * the hot path would be nicer, but this is rare. */
-		lmtp_close(&ic.c);
+		/* Too old: the server may have dropped it. */
+		stale[nstale++] = ic.c;
 	}
-	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	for (i = 0; i < nstale; i++)
+		lmtp_close(&stale[i]);
 	return c;
 }
 
+/* Give the slot back, with a reusable connection or NULL. */
 static void
 pool_release(struct lmtp_pool *p, struct lmtp_conn *c)
 {
+	struct waiter *w;
+
 	pthread_mutex_lock(&p->lock);
-	p->busy--;
 	if (c != NULL && p->nidle < POOL_MAX_IDLE) {
 		p->idle[p->nidle].c = c;
 		p->idle[p->nidle].since = time(NULL);
 		p->nidle++;
 		c = NULL;
 	}
-	pthread_cond_broadcast(&p->cond);
+	if ((w = p->head) != NULL) {
+		/* Hand the slot to the longest waiter: busy stays. */
+		p->head = w->next;
+		if (p->head == NULL)
+			p->tail = NULL;
+		w->granted = 1;
+		pthread_cond_signal(&w->cond);
+	} else
+		p->busy--;
 	pthread_mutex_unlock(&p->lock);
 	if (c != NULL)
 		lmtp_close(&c);
