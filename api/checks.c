@@ -118,7 +118,6 @@ checks_init(struct api *api, char *err, size_t errsz)
 		return -1;
 	}
 	api->checks = c;
-	memset(&lim, 0, sizeof(lim));
 	if (conf_get_bool(cf, "dkim_verify", &c->dkim_verify, err, errsz) != 0 ||
 	    conf_get_bool(cf, "scan", &scan, err, errsz) != 0 ||
 	    conf_get_bool(cf, "rspamd_fail_open", &c->rspamd_fail_open, err,
@@ -126,16 +125,7 @@ checks_init(struct api *api, char *err, size_t errsz)
 	    conf_get_duration(cf, "dns_timeout", &dns_timeout, err, errsz) != 0 ||
 	    conf_get_duration(cf, "rspamd_timeout", &rs_timeout, err,
 	    errsz) != 0 ||
-	    conf_get_size(cf, "scan_max_filesize", &lim.max_filesize, err,
-	    errsz) != 0 ||
-	    conf_get_size(cf, "scan_max_scansize", &lim.max_scansize, err,
-	    errsz) != 0 ||
-	    conf_get_ll(cf, "scan_max_recursion", 1, 64, &lim.max_recursion, err,
-	    errsz) != 0 ||
-	    conf_get_ll(cf, "scan_max_files", 1, 1000000, &lim.max_files, err,
-	    errsz) != 0 ||
-	    conf_get_duration(cf, "scan_reload_interval", &lim.reload_interval,
-	    err, errsz) != 0)
+	    scan_limits_from_conf(cf, &lim, err, errsz) != 0)
 		return -1;
 	s = conf_get(cf, "dmarc_reject");
 	if (strcmp(s, "yes") == 0)
@@ -174,9 +164,6 @@ checks_init(struct api *api, char *err, size_t errsz)
 	}
 	if (scan) {
 		char why[256];
-
-		snprintf(lim.tmp_dir, sizeof(lim.tmp_dir), "%s",
-		    conf_get(cf, "scan_tmp_dir"));
 
 		if ((c->scanner = scan_new(conf_get(cf, "clamav_db_dir"),
 		    &lim)) == NULL) {

@@ -177,8 +177,11 @@ const struct conf_def conf_defs[] = {
 	{ "scan_max_files", "10000", "most files inside archives scanned" },
 	{ "scan_reload_interval", "60s",
 	    "how often the signature directory is checked for changes" },
-	{ "scan_tmp_dir", "", "where libclamav unpacks attachments (a tmpfs is "
-	    "fastest; empty: $TMPDIR or /tmp)" },
+	{ "scan_tmp_dir", "/dev/shm", "where libclamav unpacks attachments (a "
+	    "tmpfs: scans of small messages ~30 % faster than on the mail disk; "
+	    "empty or missing: $TMPDIR or /tmp)" },
+	{ "scan_threads", "0", "scans at once, on threads of their own (0: one "
+	    "per CPU)" },
 	{ "dns_server", "", "DNS server ip[:port] (empty: the system resolver; "
 	    "none: no lookups)" },
 	{ "dns_timeout", "5s", "deadline of one DNS lookup" },

@@ -10,7 +10,10 @@
  *
  * libclamav recurses through nested archives and MIME parts; the caller's
  * thread may have a small stack (the API's connection threads have
- * 256 KiB), so every scan runs on a thread of its own with SCAN_STACK.
+ * 256 KiB), so scans run on a fixed set of worker threads with SCAN_STACK,
+ * fed first come first served: no more scans run at once than there are
+ * workers (one per CPU by default; a scan is CPU work, more at once only
+ * adds memory), and no thread is created per message.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +26,7 @@
 
 #include <clamav.h>
 
+#include "lib/conf.h"
 #include "lib/log.h"
 #include "lib/scan.h"
 
@@ -32,6 +36,16 @@ struct engine {
 	struct cl_engine *cl;
 	unsigned sigs;
 	unsigned refs;		/* scans in flight + 1 while current */
+};
+
+/* One scan, queued by scan_message() and run by a worker. */
+struct scan_job {
+	struct scan_job *next;
+	struct engine *e;
+	const struct scan_input *in;
+	struct scan_result *r;
+	pthread_cond_t done_cv;
+	int	 done;
 };
 
 struct scanner {
@@ -46,6 +60,12 @@ struct scanner {
 	pthread_t thread;
 	int	 thread_running;
 	int	 stopping;
+
+	/* The scan workers and their FIFO of jobs (guarded by mu). */
+	pthread_t *workers;
+	unsigned nworkers;
+	struct scan_job *qhead, *qtail;
+	pthread_cond_t qcv;
 };
 
 static pthread_once_t cl_once = PTHREAD_ONCE_INIT;
@@ -150,7 +170,12 @@ engine_load(const char *dir, const struct scan_limits *lim, char *why,
 	}
 	/* Archives and MIME parts are unpacked into files there: a tmpfs
 	 * makes a small message's scan several times faster. */
-	if (lim->tmp_dir[0] != '\0' && cl_engine_set_str(e->cl,
+	if (lim->tmp_dir[0] != '\0' && access(lim->tmp_dir, W_OK | X_OK) != 0) {
+		/* The default (/dev/shm) may be missing in a container:
+		 * scanning slower beats not scanning at all. */
+		log_warnx("event=scan_tmp_dir_unusable dir=%s err=\"%s\" "
+		    "fallback=$TMPDIR", lim->tmp_dir, strerror(errno));
+	} else if (lim->tmp_dir[0] != '\0' && cl_engine_set_str(e->cl,
 	    CL_ENGINE_TMPDIR, lim->tmp_dir) != CL_SUCCESS) {
 		snprintf(why, whysz, "cannot use %.200s for temporary files",
 		    lim->tmp_dir);
@@ -247,6 +272,77 @@ reload_thread(void *arg)
 	return NULL;
 }
 
+static void *scan_job_run(void *arg);
+
+static void *
+scan_worker(void *arg)
+{
+	struct scanner *s = arg;
+	struct scan_job *job;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->qhead == NULL && !s->stopping)
+			pthread_cond_wait(&s->qcv, &s->mu);
+		if (s->qhead == NULL)
+			break;
+		job = s->qhead;
+		if ((s->qhead = job->next) == NULL)
+			s->qtail = NULL;
+		pthread_mutex_unlock(&s->mu);
+		scan_job_run(job);
+		pthread_mutex_lock(&s->mu);
+		job->done = 1;
+		pthread_cond_signal(&job->done_cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static void
+start_workers(struct scanner *s)
+{
+	pthread_attr_t attr;
+	long n = s->lim.threads;
+	unsigned i;
+
+	if (n <= 0 && (n = sysconf(_SC_NPROCESSORS_ONLN)) <= 0)
+		n = 1;
+	if (n > 64)
+		n = 64;
+	if ((s->workers = calloc((size_t)n, sizeof(*s->workers))) == NULL ||
+	    pthread_attr_init(&attr) != 0)
+		return;
+	(void)pthread_attr_setstacksize(&attr, SCAN_STACK);
+	for (i = 0; i < (unsigned)n; i++)
+		if (pthread_create(&s->workers[i], &attr, scan_worker, s) == 0)
+			s->nworkers++;
+	pthread_attr_destroy(&attr);
+}
+
+int
+scan_limits_from_conf(struct conf *c, struct scan_limits *lim, char *err,
+    size_t errsz)
+{
+	memset(lim, 0, sizeof(*lim));
+	if (conf_get_size(c, "scan_max_filesize", &lim->max_filesize, err,
+	    errsz) != 0 ||
+	    conf_get_size(c, "scan_max_scansize", &lim->max_scansize, err,
+	    errsz) != 0 ||
+	    conf_get_ll(c, "scan_max_recursion", 1, 64, &lim->max_recursion,
+	    err, errsz) != 0 ||
+	    conf_get_ll(c, "scan_max_files", 1, 1000000, &lim->max_files, err,
+	    errsz) != 0 ||
+	    conf_get_duration(c, "scan_reload_interval", &lim->reload_interval,
+	    err, errsz) != 0 ||
+	    conf_get_ll(c, "scan_threads", 0, 64, &lim->threads, err,
+	    errsz) != 0)
+		return -1;
+	snprintf(lim->tmp_dir, sizeof(lim->tmp_dir), "%s",
+	    conf_get(c, "scan_tmp_dir"));
+	return 0;
+}
+
 struct scanner *
 scan_new(const char *db_dir, const struct scan_limits *lim)
 {
@@ -260,7 +356,9 @@ scan_new(const char *db_dir, const struct scan_limits *lim)
 	s->lim = *lim;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->qcv, NULL);
 	snprintf(s->why, sizeof(s->why), "not loaded");
+	start_workers(s);
 	(void)reload_locked_out(s);
 	if (lim->reload_interval > 0 &&
 	    pthread_create(&s->thread, NULL, reload_thread, s) == 0)
@@ -275,13 +373,17 @@ scan_free(struct scanner **sp)
 
 	if (sp == NULL || (s = *sp) == NULL)
 		return;
-	if (s->thread_running) {
-		pthread_mutex_lock(&s->mu);
-		s->stopping = 1;
-		pthread_cond_signal(&s->cv);
-		pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&s->mu);
+	s->stopping = 1;
+	pthread_cond_signal(&s->cv);
+	pthread_cond_broadcast(&s->qcv);
+	pthread_mutex_unlock(&s->mu);
+	if (s->thread_running)
 		pthread_join(s->thread, NULL);
-	}
+	for (unsigned i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i], NULL);
+	free(s->workers);
+	pthread_cond_destroy(&s->qcv);
 	engine_unref(s->cur);
 	if (s->have_stat)
 		cl_statfree(&s->dbstat);
@@ -371,11 +473,6 @@ classify(const char *name)
 	return SCAN_VIRUS;
 }
 
-struct scan_job {
-	struct engine *e;
-	const struct scan_input *in;
-	struct scan_result *r;
-};
 
 static void *
 scan_job_run(void *arg)
@@ -418,10 +515,7 @@ scan_message(struct scanner *s, const struct scan_input *in,
     struct scan_result *r)
 {
 	struct scan_job job;
-	pthread_attr_t attr;
-	pthread_t t;
 	double t0 = now_ms();
-	int rc;
 
 	memset(r, 0, sizeof(*r));
 	memset(&job, 0, sizeof(job));
@@ -438,23 +532,24 @@ scan_message(struct scanner *s, const struct scan_input *in,
 	}
 	job.in = in;
 	job.r = r;
-	if (pthread_attr_init(&attr) != 0) {
-		r->verdict = SCAN_ERROR;
-		snprintf(r->name, sizeof(r->name), "no thread attributes");
-	} else {
-		(void)pthread_attr_setstacksize(&attr, SCAN_STACK);
-		rc = pthread_create(&t, &attr, scan_job_run, &job);
-		pthread_attr_destroy(&attr);
-		if (rc != 0) {
-			r->verdict = SCAN_ERROR;
-			snprintf(r->name, sizeof(r->name), "cannot start a scan "
-			    "thread: %s", strerror(rc));
-		} else
-			pthread_join(t, NULL);
-	}
+	pthread_cond_init(&job.done_cv, NULL);
 	pthread_mutex_lock(&s->mu);
+	if (s->nworkers == 0) {
+		r->verdict = SCAN_ERROR;
+		snprintf(r->name, sizeof(r->name), "no scan threads");
+	} else {
+		if (s->qtail != NULL)
+			s->qtail->next = &job;
+		else
+			s->qhead = &job;
+		s->qtail = &job;
+		pthread_cond_signal(&s->qcv);
+		while (!job.done)
+			pthread_cond_wait(&job.done_cv, &s->mu);
+	}
 	engine_unref(job.e);
 	pthread_mutex_unlock(&s->mu);
+	pthread_cond_destroy(&job.done_cv);
 	r->ms = now_ms() - t0;
 }
 

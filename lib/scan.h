@@ -31,6 +31,7 @@ struct scan_limits {
 	long long max_recursion;		/* archive nesting */
 	long long max_files;			/* files in archives */
 	long long reload_interval;		/* seconds, 0: never reload */
+	long long threads;			/* scans at once (0: one per CPU) */
 	char	 tmp_dir[256];			/* libclamav's temporary files
 						 * ("": $TMPDIR or /tmp) */
 };
@@ -66,6 +67,11 @@ struct scan_result {
  * a database that does not load gives a scanner that is not ready (see
  * scan_ready), retried by the reload thread.
  */
+struct conf;
+/* The scan_* keys of edgemail.conf (one place for the API and the relay);
+ * -1 with a message in err. */
+int	scan_limits_from_conf(struct conf *c, struct scan_limits *lim,
+	    char *err, size_t errsz);
 struct scanner *scan_new(const char *db_dir, const struct scan_limits *lim);
 void	scan_free(struct scanner **sp);
 /* 1 when an engine is loaded; else 0 with why. */

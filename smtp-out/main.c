@@ -167,20 +167,8 @@ load_settings(void)
 	    sizeof(err))) == NULL)
 		fatalx("outbound spool: %s", err);
 	if (scan_on) {
-		long long v;
-
-		memset(&sl, 0, sizeof(sl));
-		conf_or_die(conf_get_size(c, "scan_max_filesize",
-		    &sl.max_filesize, err, sizeof(err)), err);
-		conf_or_die(conf_get_size(c, "scan_max_scansize",
-		    &sl.max_scansize, err, sizeof(err)), err);
-		conf_or_die(conf_get_ll(c, "scan_max_recursion", 1, 100,
-		    &sl.max_recursion, err, sizeof(err)), err);
-		conf_or_die(conf_get_ll(c, "scan_max_files", 1, 10000000,
-		    &sl.max_files, err, sizeof(err)), err);
-		conf_or_die(conf_get_duration(c, "scan_reload_interval", &v,
-		    err, sizeof(err)), err);
-		sl.reload_interval = v;
+		conf_or_die(scan_limits_from_conf(c, &sl, err, sizeof(err)),
+		    err);
 		if ((sv.scan = scan_new(conf_get(c, "clamav_db_dir"), &sl)) == NULL)
 			fatalx("scan: out of memory");
 		if (!scan_ready(sv.scan, why, sizeof(why)))
