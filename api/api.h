@@ -135,6 +135,7 @@ struct outcome {
 	int	 retry_after;		/* seconds, 0 = none */
 	int	 list_rcpts;		/* include recipients[] */
 	int	 queued;		/* some recipients are in the spool */
+	unsigned n_ok, n_temp, n_perm;	/* recipient outcomes, for the log */
 };
 
 /* directory.c: deliver to envelope recipients through the directory

@@ -481,8 +481,9 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	    &o);
 	if (rq->watch)
 		rq->watch->busy = 0;
-	log_info("id=%s event=done http=%u status=%s rcpts=%zu bytes=%" PRIu64
-	    " ms=%.1f", rq->id, o.http, o.status, rq->env.nrcpt, rq->in.raw_len,
+	log_info("id=%s event=done http=%u status=%s rcpts=%zu delivered=%u "
+	    "deferred=%u refused=%u bytes=%" PRIu64 " ms=%.1f", rq->id, o.http,
+	    o.status, rq->env.nrcpt, o.n_ok, o.n_temp, o.n_perm, rq->in.raw_len,
 	    (now_secs() - rq->t_start) * 1000);
 	return respond_outcome(con, rq, &o, hex);
 }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,9 @@ main(int argc, char **argv)
 	if (optind != argc)
 		usage();
 
+	/* One malloc arena per connection thread would let 32 concurrent
+	 * 1 MB requests hold ~50 MB more than they need (make bench). */
+	mallopt(M_ARENA_MAX, 2);
 	log_init("edgemail-api", LOG_LVL_INFO);
 	memset(&api, 0, sizeof(api));
 	api.conf = conf_new();

@@ -263,8 +263,12 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 				first_perm = &env->rcpts[i].reply;
 			break;
 		}
-		log_info("id=%s event=rcpt rcpt=%s class=%s code=%d enhanced=%s "
-		    "text=%s", req_id, env->rcpts[i].addr,
+		/* Refusals and deferrals get a line each; deliveries are
+		 * counted on the request's "done" line (a line per delivered
+		 * recipient was a tenth of the API's CPU at high rates). */
+		log_msg(replies[i].cls == REPLY_OK ? LOG_LVL_DEBUG :
+		    LOG_LVL_INFO, "id=%s event=rcpt rcpt=%s class=%s code=%d "
+		    "enhanced=%s text=%s", req_id, env->rcpts[i].addr,
 		    reply_class_name(replies[i].cls), replies[i].code,
 		    replies[i].enhanced[0] ? replies[i].enhanced : "-",
 		    log_quote(replies[i].text, q, sizeof(q)));
@@ -275,6 +279,9 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 	metrics_delivery(MD_TEMP, (unsigned)ntemp);
 	metrics_delivery(MD_PERM, (unsigned)nperm);
 
+	out->n_ok = (unsigned)nok;
+	out->n_temp = (unsigned)ntemp;
+	out->n_perm = (unsigned)nperm;
 	out->list_rcpts = 1;
 	if (ntemp > 0) {
 		log_info("id=%s event=deferred first=\"%d %s\"", req_id,
