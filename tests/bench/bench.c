@@ -15,6 +15,8 @@
  *   --user bench  --domain example.test  --from bench@sender.test
  *   --concurrency 8  --duration 10  --warmup 2  --label TEXT
  *   --samples FILE (append the latencies, for `report`)
+ *   --message FILE (send this message, the tail appended, instead of the
+ *   built-in one)  --status 200|202 (http: the answer that counts)
  *
  * A load run opens `concurrency` connections, one thread each, and every
  * thread sends messages back to back until the run ends.  Messages that
@@ -71,7 +73,8 @@ usage(void)
 	    "load options: --size 10k|1m|BYTES --rcpts N --mailboxes N "
 	    "--user PREFIX\n"
 	    "       --domain D --from ADDR --concurrency N --duration SECS "
-	    "--warmup SECS --label TEXT\n");
+	    "--warmup SECS --label TEXT\n"
+	    "       --samples FILE --message FILE --status 200|202\n");
 	exit(2);
 }
 
@@ -199,6 +202,8 @@ parse_load_opts(int argc, char **argv, struct bench_opts *o)
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "label", required_argument, NULL, 'l' },
 		{ "samples", required_argument, NULL, 'o' },
+		{ "message", required_argument, NULL, 'M' },
+		{ "status", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, have_server = 0, have_url = 0;
@@ -267,6 +272,17 @@ parse_load_opts(int argc, char **argv, struct bench_opts *o)
 		case 'o':
 			o->samples = optarg;
 			break;
+		case 'M':
+			o->message_file = optarg;
+			break;
+		case 'T':
+			if (strcmp(optarg, "200") == 0)
+				o->http_status = 200;
+			else if (strcmp(optarg, "202") == 0)
+				o->http_status = 202;
+			else
+				fatalx("bad --status '%s' (200 or 202)", optarg);
+			break;
 		default:
 			usage();
 		}
@@ -314,6 +330,41 @@ bench_msg_tail(const struct bench_msg *m, uint64_t seq, char *tail)
 	memcpy(tail, t, BENCH_TAIL_LEN);
 }
 
+static void msg_finish(struct bench_msg *m);
+
+/*
+ * --message FILE: a whole message (CRLF line ends, ending in CRLF) made
+ * elsewhere, e.g. DKIM-signed with l= covering exactly its body; the tail
+ * is appended after it, outside what the signature covers.
+ */
+static void
+msg_load(const struct bench_opts *o, struct bench_msg *m)
+{
+	FILE *fp;
+	struct buf f;
+	char chunk[65536];
+	size_t n;
+
+	buf_init(&f, 0);
+	if ((fp = fopen(o->message_file, "re")) == NULL)
+		fatalx("%s: %s", o->message_file, strerror(errno));
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		if (buf_append(&f, chunk, n) != 0)
+			fatalx("out of memory");
+	if (ferror(fp))
+		fatalx("%s: %s", o->message_file, strerror(errno));
+	fclose(fp);
+	if (f.len < 4 || memcmp(f.data + f.len - 2, "\r\n", 2) != 0 ||
+	    memmem(f.data, f.len, "\r\n\r\n", 4) == NULL)
+		fatalx("%s: not a message with CRLF line ends", o->message_file);
+	m->tail_off = f.len;
+	m->size = f.len + BENCH_TAIL_LEN;
+	m->data = xmalloc(m->size + 1);
+	memcpy(m->data, f.data, f.len);
+	buf_free(&f);
+	msg_finish(m);
+}
+
 /*
  * Header section, then lines of LINE_CHARS base64-like characters (an
  * attachment's look, no line starting with a dot), then the tail; exactly
@@ -348,6 +399,10 @@ msg_build(const struct bench_opts *o, struct bench_msg *m)
 		m->rcptp[r] = m->rcpt[r];
 	}
 
+	if (o->message_file != NULL) {
+		msg_load(o, m);
+		return;
+	}
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	buf_init(&h, 0);
@@ -384,6 +439,13 @@ msg_build(const struct bench_opts *o, struct bench_msg *m)
 		m->data[pos++] = '\n';
 		left -= n + 2;
 	}
+	msg_finish(m);
+}
+
+/* The tail, and the SHA-256 state of everything before it. */
+static void
+msg_finish(struct bench_msg *m)
+{
 	bench_msg_tail(m, 0, m->data + m->tail_off);
 	m->data[m->size] = '\0';
 
@@ -681,6 +743,7 @@ main(int argc, char **argv)
 	o.conc = 1;
 	o.duration = 10;
 	o.warmup = 2;
+	o.http_status = 200;
 	if (strcmp(o.mode, "lmtp") != 0 && strcmp(o.mode, "http") != 0 &&
 	    strcmp(o.mode, "submit") != 0)
 		usage();

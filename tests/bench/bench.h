@@ -41,6 +41,7 @@ struct bench_opts {
 	double	 warmup;		/* seconds run before measuring */
 	const char *label;
 	const char *samples;		/* append the latencies to this file */
+	const char *message_file;	/* NULL: the built-in plain message */
 
 	/* lmtp (and submit: its host and port are copied below) */
 	struct lmtp_server lmtp;
@@ -51,6 +52,7 @@ struct bench_opts {
 	const char *ca_file;
 	const char *keys_file;
 	const char *key_id;		/* NULL: the first key of the file */
+	int	 http_status;		/* the answer that counts: 200 or 202 */
 };
 
 /* The test message, shared read-only by every connection. */

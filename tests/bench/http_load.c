@@ -10,8 +10,8 @@
  * microseconds at any message size (see bench.c).  Latency is from the
  * first byte written to the last byte of the response read.
  *
- * A message counts when the answer is 200 with every recipient delivered;
- * anything else is an error (its first one is printed).  A connection the
+ * A message counts when the answer is 200 with every recipient delivered
+ * (or, with --status 202, 202: queued, no recipient rejected); anything else is an error (its first one is printed).  A connection the
  * server closes is opened again.
  */
 #include <sys/socket.h>
@@ -277,12 +277,14 @@ find_header(const char *p, const char *end, const char *name, size_t *len_r)
 }
 
 /*
- * Read one response.  0: a 200 with every recipient delivered; 1: another
+ * Read one response.  0: a `want` (200: every recipient delivered; 202:
+ * queued, none rejected); 1: another
  * complete response (why says what); -1: the connection is unusable.
  * *keep_r is 0 when the server will close the connection.
  */
 static int
-read_response(struct hconn *h, int *keep_r, char *why, size_t whysz)
+read_response(struct hconn *h, int want, int *keep_r, char *why,
+    size_t whysz)
 {
 	const char *hend, *v;
 	size_t hlen, vlen, total;
@@ -344,9 +346,11 @@ read_response(struct hconn *h, int *keep_r, char *why, size_t whysz)
 		h->rlen += (size_t)n;
 	}
 	n = 0;
-	if (status != 200 ||
+	/* 202 (queued) has deferred recipients by definition. */
+	if (status != want ||
 	    memmem(h->rbuf + hlen, (size_t)clen, "\"status\":\"rejected\"", 19) ||
-	    memmem(h->rbuf + hlen, (size_t)clen, "\"status\":\"deferred\"", 19)) {
+	    (want == 200 && memmem(h->rbuf + hlen, (size_t)clen,
+	    "\"status\":\"deferred\"", 19))) {
 		snprintf(why, whysz, "HTTP %d %.*s", status,
 		    (int)(clen > 200 ? 200 : clen), h->rbuf + hlen);
 		n = 1;
@@ -436,7 +440,8 @@ http_load_conn(void *arg)
 			hconn_close(h);
 			continue;
 		}
-		rc = read_response(h, &keep, why, sizeof(why));
+		rc = read_response(h, cx->o->http_status, &keep, why,
+		    sizeof(why));
 		t1 = bench_now();
 		bench_record(cx, t0, t1, rc == 0, why);
 		if (rc < 0 || !keep)
