@@ -186,7 +186,7 @@ def stale_timestamp_gives_401(s):
 
 @test
 def future_timestamp_gives_401(s):
-    refused(s, 401, ts=int(time.time()) + 301)
+    refused(s, 401, ts=int(time.time()) + 310)  # margin: the clock moves toward the window
 
 
 @test
