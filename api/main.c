@@ -29,19 +29,7 @@
 #include "lib/spool.h"
 #include "lmtp/pool.h"
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: edgemail-api [-c CONFIG] [-o key=value]... [-t]\n");
-	exit(2);
-}
 
-static void
-conf_or_die(int rc, const char *err)
-{
-	if (rc != 0)
-		fatalx("config: %s", err);
-}
 
 /* The SRS key: read it, or make one on first start (like the host keys
  * of an SSH server).  Changing it invalidates addresses in flight. */
@@ -176,45 +164,15 @@ int
 main(int argc, char **argv)
 {
 	struct api api;
-	const char *config = "/var/lib/edgemail/edgemail.conf";
-	char *overrides[64];
-	int noverrides = 0, check_only = 0, ch, i, sig;
+	int check_only, sig;
 	char err[512];
 	sigset_t set;
-
-	while ((ch = getopt(argc, argv, "c:o:th")) != -1) {
-		switch (ch) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'o':
-			if (noverrides == 64)
-				usage();
-			overrides[noverrides++] = optarg;
-			break;
-		case 't':
-			check_only = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
 
 	/* One malloc arena per connection thread would let 32 concurrent
 	 * 1 MB requests hold ~50 MB more than they need (make bench). */
 	mallopt(M_ARENA_MAX, 2);
-	log_init("edgemail-api", LOG_LVL_INFO);
 	memset(&api, 0, sizeof(api));
-	api.conf = conf_new();
-	if (access(config, F_OK) == 0 || errno != ENOENT)
-		conf_or_die(conf_load(api.conf, config, err, sizeof(err)), err);
-	for (i = 0; i < noverrides; i++)
-		conf_or_die(conf_set_line(api.conf, overrides[i], err,
-		    sizeof(err)), err);
-	if (strcmp(conf_get(api.conf, "log_level"), "debug") == 0)
-		log_set_level(LOG_LVL_DEBUG);
+	api.conf = conf_from_args(argc, argv, "edgemail-api", &check_only);
 	load_settings(&api);
 	if (check_only) {
 		printf("configuration ok\n");

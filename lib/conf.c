@@ -726,3 +726,57 @@ bad:
 	    "s, m, h, d)", name, v);
 	return -1;
 }
+
+void
+conf_or_die(int rc, const char *err)
+{
+	if (rc != 0)
+		fatalx("config: %s", err);
+}
+
+static void
+conf_usage(const char *prog)
+{
+	fprintf(stderr, "usage: %s [-c CONFIG] [-o key=value]... [-t]\n", prog);
+	exit(2);
+}
+
+struct conf *
+conf_from_args(int argc, char **argv, const char *prog, int *check_only_r)
+{
+	const char *config = "/var/lib/edgemail/edgemail.conf";
+	char *overrides[64], err[512];
+	int noverrides = 0, ch, i;
+	struct conf *c;
+
+	*check_only_r = 0;
+	while ((ch = getopt(argc, argv, "c:o:th")) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'o':
+			if (noverrides == 64)
+				conf_usage(prog);
+			overrides[noverrides++] = optarg;
+			break;
+		case 't':
+			*check_only_r = 1;
+			break;
+		default:
+			conf_usage(prog);
+		}
+	}
+	if (optind != argc)
+		conf_usage(prog);
+	log_init(prog, LOG_LVL_INFO);
+	if ((c = conf_new()) == NULL)
+		fatalx("out of memory");
+	if (access(config, F_OK) == 0 || errno != ENOENT)
+		conf_or_die(conf_load(c, config, err, sizeof(err)), err);
+	for (i = 0; i < noverrides; i++)
+		conf_or_die(conf_set_line(c, overrides[i], err, sizeof(err)), err);
+	if (strcmp(conf_get(c, "log_level"), "debug") == 0)
+		log_set_level(LOG_LVL_DEBUG);
+	return c;
+}

@@ -42,6 +42,18 @@ int	conf_get_size(struct conf *c, const char *name, unsigned long long *val_r,
 	    char *err, size_t errsz);		/* 1024, 25M, 1G, 64k */
 int	conf_get_duration(struct conf *c, const char *name, long long *secs_r,
 	    char *err, size_t errsz);		/* 30, 30s, 5m, 2h, 5d */
+/*
+ * The start-up of every daemon: "PROG [-c CONFIG] [-o key=value]... [-t]".
+ * Reads CONFIG (default /var/lib/edgemail/edgemail.conf; a missing
+ * default file means all defaults), applies the -o overrides, sets the
+ * log level from log_level.  Exits 2 with the usage line on a bad command
+ * line and 1 with the reason on a bad configuration.  *check_only_r: -t.
+ */
+struct conf *conf_from_args(int argc, char **argv, const char *prog,
+	    int *check_only_r);
+/* For start-up code: exit 1 with "config: err" when rc != 0. */
+void	conf_or_die(int rc, const char *err);
+
 /* Whether the key was set explicitly (file or override). */
 int	conf_is_set(struct conf *c, const char *name);
 

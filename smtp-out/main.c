@@ -64,20 +64,7 @@ static pthread_cond_t active_cv = PTHREAD_COND_INITIALIZER;
 static int *active_fds;		/* sockets of running sessions, -1 free */
 static long long nactive;
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: edgemail-submit [-c CONFIG] [-o key=value]... "
-	    "[-t]\n");
-	exit(2);
-}
 
-static void
-conf_or_die(int rc, const char *err)
-{
-	if (rc != 0)
-		fatalx("config: %s", err);
-}
 
 void
 submit_new_id(char *out)
@@ -376,43 +363,13 @@ drain(void)
 int
 main(int argc, char **argv)
 {
-	const char *config = "/var/lib/edgemail/edgemail.conf";
-	char *overrides[64];
-	int noverrides = 0, check_only = 0, ch, i, sfd, lfd[2];
+	int check_only, i, sfd, lfd[2];
 	char err[512];
 	long long threads;
 	sigset_t set;
 	struct pollfd pfd[3];
 
-	while ((ch = getopt(argc, argv, "c:o:th")) != -1) {
-		switch (ch) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'o':
-			if (noverrides == 64)
-				usage();
-			overrides[noverrides++] = optarg;
-			break;
-		case 't':
-			check_only = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-
-	log_init("edgemail-submit", LOG_LVL_INFO);
-	sv.conf = conf_new();
-	if (access(config, F_OK) == 0 || errno != ENOENT)
-		conf_or_die(conf_load(sv.conf, config, err, sizeof(err)), err);
-	for (i = 0; i < noverrides; i++)
-		conf_or_die(conf_set_line(sv.conf, overrides[i], err,
-		    sizeof(err)), err);
-	if (strcmp(conf_get(sv.conf, "log_level"), "debug") == 0)
-		log_set_level(LOG_LVL_DEBUG);
+	sv.conf = conf_from_args(argc, argv, "edgemail-submit", &check_only);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		fatalx("curl_global_init failed");
 	load_settings();
