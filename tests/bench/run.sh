@@ -611,14 +611,20 @@ report() {
 		    ncpu, dv, tls == "" ? "TLS" : tls, 20
 		printf "load average at start: %s%s\n", load,
 		    api_opts == "" ? "" : "; edgemail-api options: " api_opts
+		split("10k 1m", sizes, " ")
+		split("1 8 32", concs, " ")
+		hasab = 0
+		for (s = 1; s <= 2; s++) for (c = 1; c <= 3; c++)
+			if (line["a " sizes[s] " " concs[c]] != "" ||
+			    line["b " sizes[s] " " concs[c]] != "") hasab = 1
+		if (hasab) {
 		printf "\n%-5s %4s | %-36s | %-36s | %5s | %8s\n", "", "",
 		    "(a) raw LMTP into Dovecot", "(b) HTTPS via edgemail-api",
 		    "b/a", "API peak"
 		printf "%-5s %4s | %8s %8s %8s %8s | %8s %8s %8s %8s | %5s | %8s\n",
 		    "size", "conc", "msg/s", "mean ms", "p50 ms", "p99 ms",
 		    "msg/s", "mean ms", "p50 ms", "p99 ms", "", "RSS MiB"
-		split("10k 1m", sizes, " ")
-		split("1 8 32", concs, " ")
+		}
 		for (s = 1; s <= 2; s++) for (c = 1; c <= 3; c++) {
 			a = line["a " sizes[s] " " concs[c]]
 			b = line["b " sizes[s] " " concs[c]]
@@ -748,7 +754,7 @@ report() {
 		}
 		peak = 0
 		for (k in line)
-			if (substr(k, 1, 1) != "a" && fld(line[k], "rss_kb") + 0 > peak)
+			if (k ~ /^[bcde] / && fld(line[k], "rss_kb") + 0 > peak)
 				peak = fld(line[k], "rss_kb") + 0
 		if (peak > 0)
 			printf "%-52s %-22s %s\n", "edgemail-api peak RSS <= 20 MiB",
