@@ -126,8 +126,8 @@ cleanup() {
 	stop_pid "$API_PID" edgemail-api
 	stop_pid "$SINK_PID" sink
 	stop_pid "$DOVECOT_PID" dovecot
-	API_PID= API2_PID= SINK_PID= DOVECOT_PID= API_D_PID= API_E_PID=
-	DNS_PID= SH_PID= SUBMIT_PID= STRACE_PID=
+	API_PID='' API2_PID='' SINK_PID='' DOVECOT_PID='' API_D_PID='' API_E_PID=''
+	DNS_PID='' SH_PID='' SUBMIT_PID='' STRACE_PID=''
 	if [ "${BENCH_KEEP:-}" = 1 ]; then
 		say "run directory kept: $RUN"
 	else
