@@ -702,7 +702,7 @@ report() {
 				n = fld(y, "msgs") + 0
 				printf "fsync+fdatasync of edgemail-api, %-27s %d calls / %d msgs (+1 in flight) = %.2f per message\n",
 				    fn[i], fld(y, "fsyncs"), n,
-				    n > 0 ? fld(y, "fsyncs") / n : 0
+				    (n > 0 ? fld(y, "fsyncs") / n : 0)
 			}
 		}
 		# (f) submission
