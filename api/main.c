@@ -44,11 +44,20 @@ load_srs_secret(struct api *api, const char *path)
 		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 			fatalx("getrandom failed");
 		hex_encode(rnd, sizeof(rnd), hex);
-		if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600)) < 0 || io_write_all(fd, hex, 64) != 0 || fsync(fd) != 0)
+		/* Written under a temporary name and linked into place, so
+		 * that two instances starting together agree on one key. */
+		char tmp[PATH_MAX];
+
+		snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
+		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600)) < 0 || io_write_all(fd, hex, 64) != 0 ||
+		    fsync(fd) != 0 || close(fd) != 0)
+			fatalx("srs_secret_file %s: %s", tmp, strerror(errno));
+		if (link(tmp, path) == 0)
+			log_info("event=srs_key_created path=%s", path);
+		else if (errno != EEXIST)
 			fatalx("srs_secret_file %s: %s", path, strerror(errno));
-		close(fd);
-		log_info("event=srs_key_created path=%s", path);
+		unlink(tmp);
 		s = io_read_file(path, 1024, NULL);
 	}
 	if (s == NULL)

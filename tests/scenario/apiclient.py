@@ -21,6 +21,22 @@ def sign(secret, ts, method, target, idem, body):
                             hashlib.sha256).hexdigest()
 
 
+_last_ts = 0
+
+
+def fresh_ts():
+    """A timestamp never used before by this process (strictly increasing,
+    at most a little ahead of the clock): two requests with the same body
+    then never carry the same signature, which the API would refuse as a
+    replay, even when they fall in the same second."""
+    global _last_ts
+    now = int(time.time())
+    _last_ts = max(now, _last_ts + 1)
+    if _last_ts > now + 200:        # far ahead: a burst; start again
+        _last_ts = now
+    return _last_ts
+
+
 def target_for(mail_from, rcpts):
     parts = []
     if mail_from is not None:
@@ -68,7 +84,7 @@ def post(port, ca, key_id, secret, body, rcpts=("demo@example.test",),
     extra_raw_headers: (name, value) appended as-is; value None repeats
     the Content-Length.
     """
-    ts = str(int(time.time()) if ts is None else ts)
+    ts = str(fresh_ts() if ts is None else ts)
     target = target or target_for(mail_from, list(rcpts))
     h = {
         "Host": "127.0.0.1",
