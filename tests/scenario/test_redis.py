@@ -58,12 +58,16 @@ def setup():
     c.api_ports = [p1, p2]
     c.redis_dir = os.path.join(c.s.dir, "redis")
     os.makedirs(c.redis_dir)
-    start_redis(c)
-    c.s.start_dovecot()
-    for n in (0, 1):
-        c.s.start_prog("api%d" % n, "edgemail-api", api_conf(c, n))
-    for port in c.api_ports:
-        wait_for(lambda: port_open(port), 15, what="api on %d" % port)
+    try:
+        start_redis(c)
+        c.s.start_dovecot()
+        for n in (0, 1):
+            c.s.start_prog("api%d" % n, "edgemail-api", api_conf(c, n))
+        for port in c.api_ports:
+            wait_for(lambda: port_open(port), 15, what="api on %d" % port)
+    except BaseException:
+        teardown(c)     # the harness has no context to tear down
+        raise
     return c
 
 
