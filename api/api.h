@@ -220,11 +220,12 @@ void	queue_kick(void);
 /* When to try again after `attempts` tries: exponential, with jitter. */
 int64_t	queue_next_try(const struct api *api, int attempts, int64_t now);
 
-/* replay.c: remember a signature until `expires`; -1 if it was seen. */
+/* replay.c: the replay cache, in process or in Redis. */
 struct replay *replay_new(void);
 void	replay_free(struct replay **rp);
-int	replay_check_and_add(struct replay *r, const char *sig, int64_t expires,
-	    int64_t now);
+/* Remember a signature until `expires`: 0 new, 1 seen before (a replay),
+ * -1 the cache is unavailable (answer 503, not 401). */
+int	replay_check(struct api *api, const char *sig, int64_t expires);
 
 /* metrics.c */
 enum metric_delivery { MD_DELIVERED, MD_TEMP, MD_PERM, MD__COUNT };

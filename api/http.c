@@ -405,23 +405,14 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	buf_free(&canon);
 	if (bad)
 		return refuse(con, rq, 401, "unauthorized", "bad signature", 0);
-	if (api->redis != NULL) {
-		char key[128];
-
-		snprintf(key, sizeof(key), "edgemail:replay:%s", rq->sig + 3);
-		switch (redis_set_nx(api->redis, key, "1", 1,
-		    rq->ts_val + api->max_skew + 1 - (int64_t)time(NULL))) {
-		case 0:
-			return refuse(con, rq, 401, "unauthorized",
-			    "replayed signature", 0);
-		case -1:
-			return refuse(con, rq, 503, "unavailable",
-			    "shared state (Redis) unavailable", 5);
-		}
-	} else if (replay_check_and_add(api->replay, rq->sig + 3,
-	    rq->ts_val + api->max_skew + 1, (int64_t)time(NULL)) != 0)
+	switch (replay_check(api, rq->sig + 3, rq->ts_val + api->max_skew + 1)) {
+	case 1:
 		return refuse(con, rq, 401, "unauthorized",
 		    "replayed signature", 0);
+	case -1:
+		return refuse(con, rq, 503, "unavailable",
+		    "replay cache unavailable (Redis down or out of memory)", 5);
+	}
 	{
 		int wait = rate_check(api, rq->key_id);
 

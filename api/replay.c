@@ -5,11 +5,13 @@
  *
  * Only requests with a valid signature get here, so the set grows with
  * legitimate traffic only.  Expired entries are swept as new ones arrive.
- * With several API instances the cache belongs in Redis (DESIGN section 3).
+ * With `redis` set the cache is in Redis (SET NX EX), shared by every
+ * instance (DESIGN section 3).
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
 
@@ -90,9 +92,9 @@ replay_sweep(struct replay *r, int64_t now)
 	}
 }
 
-int
-replay_check_and_add(struct replay *r, const char *sig, int64_t expires,
-    int64_t now)
+/* The in-process cache: 1 seen, 0 new (now remembered), -1 no memory. */
+static int
+replay_local(struct replay *r, const char *sig, int64_t expires, int64_t now)
 {
 	struct replay_entry *e;
 	size_t h = replay_hash(sig);
@@ -102,11 +104,11 @@ replay_check_and_add(struct replay *r, const char *sig, int64_t expires,
 	replay_sweep(r, now);
 	for (e = r->bucket[h]; e != NULL; e = e->next)
 		if (e->expires >= now && strcmp(e->key, sig) == 0) {
-			rc = -1;
+			rc = 1;
 			goto out;
 		}
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
-		rc = -1;	/* fail closed */
+		rc = -1;	/* fail closed, as a temporary failure */
 		goto out;
 	}
 	snprintf(e->key, sizeof(e->key), "%s", sig);
@@ -116,4 +118,23 @@ replay_check_and_add(struct replay *r, const char *sig, int64_t expires,
 out:
 	pthread_mutex_unlock(&r->lock);
 	return rc;
+}
+
+int
+replay_check(struct api *api, const char *sig, int64_t expires)
+{
+	int64_t now = (int64_t)time(NULL);
+	char key[128];
+
+	if (api->redis == NULL)
+		return replay_local(api->replay, sig, expires, now);
+	snprintf(key, sizeof(key), "edgemail:replay:%s", sig);
+	switch (redis_set_nx(api->redis, key, "1", 1, expires - now)) {
+	case 1:
+		return 0;
+	case 0:
+		return 1;
+	default:
+		return -1;
+	}
 }
