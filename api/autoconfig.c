@@ -67,17 +67,6 @@ xml(struct buf *b, const char *s)
 		}
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* The value of name= in a query string, percent-decoded; -1 if absent. */
 static int
@@ -95,9 +84,9 @@ query_param(const char *q, const char *name, char *out, size_t outsz)
 
 			while (p < end && o + 1 < outsz) {
 				if (*p == '%' && end - p >= 3 &&
-				    hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-					out[o++] = (char)(hexval(p[1]) * 16 +
-					    hexval(p[2]));
+				    hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0) {
+					out[o++] = (char)(hex_digit(p[1]) * 16 +
+					    hex_digit(p[2]));
 					p += 3;
 				} else {
 					out[o++] = *p == '+' ? ' ' : *p;

@@ -14,17 +14,6 @@
 
 #include "api/api.h"
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decode p[0..n) into out; -1 on a bad escape or a control character. */
 static int
@@ -40,8 +29,8 @@ pct_decode(const char *p, size_t n, char *out, size_t outsz, size_t *len_r)
 
 			if (i + 2 >= n)
 				return -1;
-			hi = hexval(p[i + 1]);
-			lo = hexval(p[i + 2]);
+			hi = hex_digit(p[i + 1]);
+			lo = hex_digit(p[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = hi * 16 + lo;

@@ -46,5 +46,7 @@ int	str_copy(char *dst, size_t dstsz, const char *src);
 int	str_to_ll(const char *s, long long min, long long max, long long *val_r);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void	hex_encode(const unsigned char *p, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int	hex_digit(char c);
 
 #endif
