@@ -117,46 +117,36 @@ build_prefix(struct api *api, const char *req_id, const char *key_id,
 }
 
 /* Commit the deferred recipients to the spool: 202, or 503 if the spool
- * cannot take the message (then nothing was promised). */
+ * cannot take the message (then nothing was promised).  rcpts/replies are
+ * the envelope recipients and their outcomes so far. */
 static void
-defer(struct api *api, const char *req_id, const struct envelope *env,
+defer(struct api *api, const char *req_id, const char *mail_from,
+    const char *const *rcpts, const struct reply *replies, size_t n,
     const struct lmtp_msg *m, struct outcome *out)
 {
-	const char **rcpts;
 	enum spool_state *states;
-	struct reply *replies, r;
-	int64_t now = (int64_t)time(NULL);
+	struct reply r;
 	size_t i;
 
-	rcpts = calloc(env->nrcpt, sizeof(*rcpts));
-	states = calloc(env->nrcpt, sizeof(*states));
-	replies = calloc(env->nrcpt, sizeof(*replies));
-	if (rcpts == NULL || states == NULL || replies == NULL) {
+	if ((states = calloc(n, sizeof(*states))) == NULL) {
 		reply_set(&r, 451, "4.3.0", "out of memory");
 		goto fail;
 	}
-	for (i = 0; i < env->nrcpt; i++) {
-		rcpts[i] = env->rcpts[i].addr;
-		replies[i] = env->rcpts[i].reply;
-		/* Refused recipients were reported in this answer already. */
+	/* Refused recipients were reported in this answer already. */
+	for (i = 0; i < n; i++)
 		states[i] = replies[i].cls == REPLY_OK ? SPOOL_DONE :
 		    replies[i].cls == REPLY_PERM ? SPOOL_BOUNCED : SPOOL_PENDING;
-	}
-	if (spool_commit(api->spool, req_id, env->mail_from, rcpts, env->nrcpt,
-	    states, replies, queue_next_try(api, 1, now), m, &r) != 0)
+	if (spool_commit(api->spool, req_id, mail_from, rcpts, n, states,
+	    replies, queue_next_try(api, 1, (int64_t)time(NULL)), m, &r) != 0)
 		goto fail;
-	free(rcpts);
 	free(states);
-	free(replies);
 	crashpoint("after_spool");
 	log_info("id=%s event=queued", req_id);
 	outcome_set(out, 202, "queued", "%s", "");
 	out->queued = 1;
 	return;
 fail:
-	free(rcpts);
 	free(states);
-	free(replies);
 	log_warnx("id=%s event=spool_failed code=%d text=\"%s\"", req_id, r.code,
 	    r.text);
 	outcome_set(out, 503, "unavailable", "%d %s %s", r.code, r.enhanced,
@@ -273,8 +263,6 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		    replies[i].enhanced[0] ? replies[i].enhanced : "-",
 		    log_quote(replies[i].text, q, sizeof(q)));
 	}
-	free(rcpts);
-	free(replies);
 	metrics_delivery(MD_DELIVERED, (unsigned)nok);
 	metrics_delivery(MD_TEMP, (unsigned)ntemp);
 	metrics_delivery(MD_PERM, (unsigned)nperm);
@@ -287,7 +275,8 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		log_info("id=%s event=deferred first=\"%d %s\"", req_id,
 		    first_temp->code, first_temp->enhanced);
 		if (api->queueing)
-			defer(api, req_id, env, &m, out);
+			defer(api, req_id, env->mail_from, rcpts, replies,
+			    env->nrcpt, &m, out);
 		else {
 			outcome_set(out, 503, "unavailable", "%d %s %s",
 			    first_temp->code, first_temp->enhanced,
@@ -304,6 +293,8 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		out->reply = *first_perm;
 		out->has_reply = 1;
 	}
+	free(rcpts);
+	free(replies);
 	buf_free(&prefix);
 	check_result_free(&cr);
 }
