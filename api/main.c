@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "api/api.h"
@@ -27,48 +26,11 @@
 #include "lib/io.h"
 #include "lib/log.h"
 #include "lib/spool.h"
+#include "lib/srs.h"
 #include "lmtp/pool.h"
 
 
 
-/* The SRS key: read it, or make one on first start (like the host keys
- * of an SSH server).  Changing it invalidates addresses in flight. */
-static void
-load_srs_secret(struct api *api, const char *path)
-{
-	unsigned char rnd[32];
-	char hex[65], *s;
-	int fd;
-
-	if ((s = io_read_file(path, 1024, NULL)) == NULL && errno == ENOENT) {
-		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-			fatalx("getrandom failed");
-		hex_encode(rnd, sizeof(rnd), hex);
-		/* Written under a temporary name and linked into place, so
-		 * that two instances starting together agree on one key. */
-		char tmp[PATH_MAX];
-
-		snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
-		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0600)) < 0 || io_write_all(fd, hex, 64) != 0 ||
-		    fsync(fd) != 0 || close(fd) != 0)
-			fatalx("srs_secret_file %s: %s", tmp, strerror(errno));
-		if (link(tmp, path) == 0)
-			log_info("event=srs_key_created path=%s", path);
-		else if (errno != EEXIST)
-			fatalx("srs_secret_file %s: %s", path, strerror(errno));
-		unlink(tmp);
-		s = io_read_file(path, 1024, NULL);
-	}
-	if (s == NULL)
-		fatalx("srs_secret_file %s: %s", path, strerror(errno));
-	s[strcspn(s, "\r\n")] = '\0';
-	if (strlen(s) < 16)
-		fatalx("srs_secret_file %s: secret too short", path);
-	snprintf(api->srs_secret, sizeof(api->srs_secret), "%s", s);
-	explicit_bzero(s, strlen(s));
-	free(s);
-}
 
 static void
 load_settings(struct api *api)
@@ -159,7 +121,11 @@ load_settings(struct api *api)
 	if ((api->outbound = spool_attach(conf_get(c, "outbound_spool_dir"), 0,
 	    err, sizeof(err))) == NULL)
 		log_warnx("event=no_forwarding reason=\"%s\"", err);
-	load_srs_secret(api, conf_get(c, "srs_secret_file"));
+	/* The SRS key is made on first start, like an SSH host key;
+	 * changing it invalidates SRS addresses in flight. */
+	if (srs_secret_load(conf_get(c, "srs_secret_file"), api->srs_secret,
+	    sizeof(api->srs_secret), err, sizeof(err)) != 0)
+		fatalx("srs_secret_file %s", err);
 	{
 		char fdir[PATH_MAX];
 

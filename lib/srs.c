@@ -2,14 +2,23 @@
  * srs.c - Sender Rewriting Scheme, SRS0 only (see srs.h).
  */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <sys/random.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "lib/addr.h"
+#include "lib/buf.h"
+#include "lib/io.h"
+#include "lib/log.h"
 #include "lib/srs.h"
 
 static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
@@ -110,5 +119,57 @@ srs_reverse(const char *secret, const char *addr, time_t now, char *out,
 		return -1;
 	if (snprintf(out, outsz, "%s@%s", local, dom) >= (int)outsz)
 		return -1;
+	return 0;
+}
+
+int
+srs_secret_load(const char *path, char *out, size_t outsz, char *err,
+    size_t errsz)
+{
+	unsigned char rnd[32];
+	char hex[65], tmp[PATH_MAX], *s;
+	int fd;
+
+	if ((s = io_read_file(path, 1024, NULL)) == NULL && errno == ENOENT) {
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			snprintf(err, errsz, "getrandom failed");
+			return -1;
+		}
+		hex_encode(rnd, sizeof(rnd), hex);
+		/* Written under a temporary name and linked into place, so
+		 * that two programs starting together agree on one key. */
+		snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
+		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600)) < 0 || io_write_all(fd, hex, 64) != 0 ||
+		    fsync(fd) != 0 || close(fd) != 0) {
+			snprintf(err, errsz, "%s: %s", tmp, strerror(errno));
+			unlink(tmp);
+			return -1;
+		}
+		if (link(tmp, path) == 0)
+			log_info("event=srs_key_created path=%s", path);
+		else if (errno != EEXIST) {
+			snprintf(err, errsz, "%s: %s", path, strerror(errno));
+			unlink(tmp);
+			return -1;
+		}
+		unlink(tmp);
+		s = io_read_file(path, 1024, NULL);
+	}
+	if (s == NULL) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	s[strcspn(s, "\r\n")] = '\0';
+	if (strlen(s) < 16 || strlen(s) >= outsz) {
+		snprintf(err, errsz, "%s: secret must be 16-%zu characters", path,
+		    outsz - 1);
+		explicit_bzero(s, strlen(s));
+		free(s);
+		return -1;
+	}
+	snprintf(out, outsz, "%s", s);
+	explicit_bzero(s, strlen(s));
+	free(s);
 	return 0;
 }

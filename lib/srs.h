@@ -20,6 +20,11 @@
 
 #define SRS_MAX_AGE_DAYS	21
 
+/* The SRS key from path, made (random, 256 bits, mode 600) when the file
+ * does not exist yet; safe when several programs start together.  0, or
+ * -1 with the reason in err. */
+int	srs_secret_load(const char *path, char *out, size_t outsz, char *err,
+	    size_t errsz);
 /* Rewrite sender (local@domain) into our domain.  -1 when it does not
  * fit an address (then forward with the null sender). */
 int	srs_forward(const char *secret, const char *sender, const char *domain,

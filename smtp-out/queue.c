@@ -234,17 +234,12 @@ queue_new(struct submit *sv, struct lmtp_pool *lmtp, char *err, size_t errsz)
 	if (q->run_interval < 1)
 		q->run_interval = 1;
 	/* Forwards from edgemail-api carry an SRS sender: their bounces
-	 * go to the original sender.  The API creates the key. */
-	{
-		char *k = io_read_file(conf_get(sv->conf, "srs_secret_file"),
-		    1024, NULL);
-
-		if (k != NULL) {
-			k[strcspn(k, "\r\n")] = '\0';
-			snprintf(q->srs_secret, sizeof(q->srs_secret), "%s", k);
-			explicit_bzero(k, strlen(k));
-			free(k);
-		}
+	 * go to the original sender.  Whichever program starts first makes
+	 * the key; without one (unwritable) SRS bounces are not recognised. */
+	if (srs_secret_load(conf_get(sv->conf, "srs_secret_file"),
+	    q->srs_secret, sizeof(q->srs_secret), err, errsz) != 0) {
+		log_warnx("event=no_srs_key reason=\"%s\"", err);
+		q->srs_secret[0] = '\0';
 	}
 	if ((q->relay = relay_new(sv->conf, sv->hostname, err, errsz)) == NULL) {
 		free(q);
