@@ -8,7 +8,6 @@
  * runs until SIGINT/SIGTERM.  -t only checks the configuration.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
