@@ -120,7 +120,8 @@ struct envelope {
 	size_t	 nrcpt;
 };
 
-/* Parse "mail_from=..&rcpt=..&rcpt=.." strictly; -1 with why. */
+/* Parse "mail_from=..&rcpt=..&rcpt=.." strictly; -1 with why (bad
+ * input), -2 when out of memory. */
 int	envelope_parse(const char *query, long long max_rcpts,
 	    struct envelope *env, char *why, size_t whysz);
 void	envelope_free(struct envelope *env);

@@ -55,22 +55,42 @@ envelope_free(struct envelope *env)
 	env->nrcpt = 0;
 }
 
+/* Room for one more recipient: the array doubles up to max (a request
+ * pays for the recipients it names, not for max_recipients). */
+static int
+grow_rcpts(struct envelope *env, size_t *cap, size_t max, char *why,
+    size_t whysz)
+{
+	size_t ncap = *cap ? *cap * 2 : 8;
+	struct rcpt *r;
+
+	if (*cap >= max) {
+		snprintf(why, whysz, "more than %zu recipients", max);
+		return -1;
+	}
+	if (ncap > max)
+		ncap = max;
+	if ((r = realloc(env->rcpts, ncap * sizeof(*r))) == NULL) {
+		snprintf(why, whysz, "out of memory");
+		return -2;
+	}
+	memset(r + *cap, 0, (ncap - *cap) * sizeof(*r));
+	env->rcpts = r;
+	*cap = ncap;
+	return 0;
+}
+
 int
 envelope_parse(const char *query, long long max_rcpts, struct envelope *env,
     char *why, size_t whysz)
 {
 	const char *p = query ? query : "";
-	int have_from = 0;
-	size_t cap;
+	int have_from = 0, rc = -1;
+	size_t cap = 0;
 
 	memset(env, 0, sizeof(*env));
 	if (max_rcpts < 1 || max_rcpts > API_MAX_RCPTS_HARD)
 		max_rcpts = API_MAX_RCPTS_HARD;
-	cap = (size_t)max_rcpts;
-	if ((env->rcpts = calloc(cap, sizeof(*env->rcpts))) == NULL) {
-		snprintf(why, whysz, "out of memory");
-		return -1;
-	}
 	while (*p != '\0') {
 		const char *amp = strchr(p, '&');
 		size_t plen = amp ? (size_t)(amp - p) : strlen(p);
@@ -105,6 +125,7 @@ envelope_parse(const char *query, long long max_rcpts, struct envelope *env,
 		} else if (klen == 4 && memcmp(p, "rcpt", 4) == 0) {
 			char norm[ADDR_PATH_MAX + 1];
 			size_t i;
+			int grown;
 
 			if (addr_parse(val, vlen, ADDR_ALLOW_UTF8, &a, &err) != 0) {
 				snprintf(why, whysz, "bad rcpt '%.64s': %s", val, err);
@@ -115,9 +136,10 @@ envelope_parse(const char *query, long long max_rcpts, struct envelope *env,
 				if (strcmp(env->rcpts[i].addr, norm) == 0)
 					break;
 			if (i == env->nrcpt) {
-				if (env->nrcpt == cap) {
-					snprintf(why, whysz, "more than %lld "
-					    "recipients", max_rcpts);
+				if (env->nrcpt == cap &&
+				    (grown = grow_rcpts(env, &cap,
+				    (size_t)max_rcpts, why, whysz)) != 0) {
+					rc = grown;
 					goto fail;
 				}
 				memcpy(env->rcpts[env->nrcpt++].addr, norm,
@@ -144,5 +166,5 @@ envelope_parse(const char *query, long long max_rcpts, struct envelope *env,
 	return 0;
 fail:
 	envelope_free(env);
-	return -1;
+	return rc;
 }

@@ -375,9 +375,15 @@ messages_first_call(struct MHD_Connection *con, struct request *rq)
 		snprintf(rq->idem, sizeof(rq->idem), "%s", idem);
 	}
 	query = strchr(rq->target, '?');
-	if (envelope_parse(query ? query + 1 : "", api->max_rcpts, &rq->env,
-	    err, sizeof(err)) != 0)
+	switch (envelope_parse(query ? query + 1 : "", api->max_rcpts,
+	    &rq->env, err, sizeof(err))) {
+	case 0:
+		break;
+	case -2:
+		return refuse(con, rq, 503, "unavailable", err, 5);
+	default:
 		return refuse(con, rq, 400, "bad_request", err, 0);
+	}
 	if (ingest_init(&rq->in, api) != 0)
 		return refuse(con, rq, 503, "unavailable", "out of memory", 5);
 	rq->in_ready = 1;

@@ -34,7 +34,7 @@ io_write_all(int fd, const void *p, size_t n)
 char *
 io_read_file(const char *path, size_t max, size_t *len_r)
 {
-	char *buf;
+	char *buf, *shrunk;
 	size_t len = 0;
 	ssize_t r;
 	int fd, saved;
@@ -67,6 +67,8 @@ io_read_file(const char *path, size_t max, size_t *len_r)
 		return NULL;
 	}
 	buf[len] = '\0';
+	if (len < max && (shrunk = realloc(buf, len + 1)) != NULL)
+		buf = shrunk;		/* keep what the file needs, not max */
 	if (len_r != NULL)
 		*len_r = len;
 	return buf;

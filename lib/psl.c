@@ -16,16 +16,18 @@
 #define PSL_EXCEPTION	4	/* "!name" */
 #define PSL_NAME_MAX	253
 
+/* 8 bytes a slot: the rule is arena[off - 1 .. off - 1 + len). */
 struct psl_ent {
-	const char *key;	/* NULL: free slot */
-	unsigned flags;
+	uint32_t off;		/* 0: free slot */
+	uint16_t len;
+	uint16_t flags;
 };
 
 struct psl {
 	struct psl_ent *tab;
 	size_t	 mask;
 	size_t	 n;
-	char	*arena;
+	char	*arena;		/* the rules, NUL-separated */
 	size_t	 arena_len, arena_cap;
 };
 
@@ -50,8 +52,8 @@ slot(const struct psl *p, const char *key, size_t n)
 	for (;;) {
 		struct psl_ent *e = &p->tab[i];
 
-		if (e->key == NULL || (strlen(e->key) == n &&
-		    memcmp(e->key, key, n) == 0))
+		if (e->off == 0 || (e->len == n &&
+		    memcmp(p->arena + e->off - 1, key, n) == 0))
 			return e;
 		i = (i + 1) & p->mask;
 	}
@@ -62,7 +64,7 @@ lookup(const struct psl *p, const char *key, size_t n)
 {
 	struct psl_ent *e = slot(p, key, n);
 
-	return e->key ? e->flags : 0;
+	return e->off ? e->flags : 0;
 }
 
 /* ---- punycode (RFC 3492) ------------------------------------------- */
@@ -249,36 +251,43 @@ psl_alabels(const char *name, char *out, size_t outsz)
 
 /* ---- loading ------------------------------------------------------- */
 
-static const char *
+/* Append s to the arena; its offset + 1, or 0 when out of memory.  The
+ * slots hold offsets, so the arena may move as it grows. */
+static uint32_t
 intern(struct psl *p, const char *s, size_t n)
 {
-	/* The arena never moves: it is sized from the file up front. */
-	const char *r;
+	size_t at = p->arena_len, ncap;
+	char *a;
 
-	if (p->arena_len + n + 1 > p->arena_cap)
-		return NULL;
-	r = p->arena + p->arena_len;
-	memcpy(p->arena + p->arena_len, s, n);
-	p->arena[p->arena_len + n] = '\0';
+	if (at + n + 1 > p->arena_cap) {
+		ncap = p->arena_cap ? p->arena_cap * 2 : 64 * 1024;
+		if (ncap > UINT32_MAX - 1 || (a = realloc(p->arena, ncap)) == NULL)
+			return 0;
+		p->arena = a;
+		p->arena_cap = ncap;
+	}
+	memcpy(p->arena + at, s, n);
+	p->arena[at + n] = '\0';
 	p->arena_len += n + 1;
-	return r;
+	return (uint32_t)at + 1;
 }
 
 static int
 add_rule(struct psl *p, const char *rule, size_t n, unsigned flags)
 {
 	struct psl_ent *e;
-	const char *k;
+	uint32_t off;
 
 	if (n == 0)
 		return 0;
 	e = slot(p, rule, n);
-	if (e->key == NULL) {
-		if ((p->n + 1) * 2 > p->mask + 1)
+	if (e->off == 0) {
+		if ((p->n + 1) * 4 > (p->mask + 1) * 3)
 			return -1;	/* table sized from the file: cannot be */
-		if ((k = intern(p, rule, n)) == NULL)
+		if ((off = intern(p, rule, n)) == 0)
 			return -1;
-		e->key = k;
+		e->off = off;
+		e->len = (uint16_t)n;
 		p->n++;
 	}
 	e->flags |= flags;
@@ -325,34 +334,29 @@ psl_load(const char *path, char *err, size_t errsz)
 {
 	struct psl *p;
 	FILE *f;
-	char line[1024];
-	size_t lines = 0, bytes = 0, cap;
-	long sz;
+	char line[1024], *a;
+	size_t rules = 0, cap;
 
 	if ((f = fopen(path, "re")) == NULL) {
 		snprintf(err, errsz, "%s: cannot open", path);
 		return NULL;
 	}
-	if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0) {
-		fclose(f);
-		snprintf(err, errsz, "%s: cannot read", path);
-		return NULL;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *s = line + strspn(line, " \t");
+
+		if (*s != '\0' && *s != '\n' && *s != '\r' &&
+		    !(s[0] == '/' && s[1] == '/'))
+			rules++;
 	}
-	rewind(f);
-	bytes = (size_t)sz;
-	while (fgets(line, sizeof(line), f) != NULL)
-		lines++;
 	rewind(f);
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		goto oom;
-	for (cap = 1024; cap < lines * 4; cap *= 2)
+	/* Each rule at most twice (Unicode + A-label), the table at most
+	 * three quarters full. */
+	for (cap = 1024; cap * 3 < rules * 2 * 4; cap *= 2)
 		;
 	p->mask = cap - 1;
-	/* Each rule at most twice (Unicode + A-label), A-labels at most ~4x
-	 * longer than the UTF-8 text. */
-	p->arena_cap = bytes * 5 + 1024;
-	if ((p->tab = calloc(cap, sizeof(*p->tab))) == NULL ||
-	    (p->arena = malloc(p->arena_cap)) == NULL)
+	if ((p->tab = calloc(cap, sizeof(*p->tab))) == NULL)
 		goto oom;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		if (add_line(p, line) != 0) {
@@ -363,6 +367,11 @@ psl_load(const char *path, char *err, size_t errsz)
 		}
 	}
 	fclose(f);
+	if (p->arena_len < p->arena_cap &&
+	    (a = realloc(p->arena, p->arena_len)) != NULL) {
+		p->arena = a;
+		p->arena_cap = p->arena_len;
+	}
 	if (p->n == 0) {
 		snprintf(err, errsz, "%s: no rules", path);
 		psl_free(&p);
