@@ -9,6 +9,8 @@
  *   edgemail-bench submit --server HOST:PORT --ca FILE --keys-file PWFILE
  *                         --from USER [load options]
  *   edgemail-bench sink --listen PATH|HOST:PORT
+ *   edgemail-bench smarthost --listen HOST:PORT --cert PEM --key PEM
+ *                            [--user USER --password PASS]
  *   edgemail-bench report [--label L] SAMPLES-FILE...
  *
  * Load options: --size 10k|1m|BYTES  --rcpts 20  --mailboxes 5
@@ -69,6 +71,8 @@ usage(void)
 	    "       edgemail-bench submit --server HOST:PORT --ca FILE "
 	    "--keys-file PASSWORD-FILE --from USER [load options]\n"
 	    "       edgemail-bench sink --listen PATH|HOST:PORT\n"
+	    "       edgemail-bench smarthost --listen HOST:PORT --cert PEM "
+	    "--key PEM [--user USER --password PASS]\n"
 	    "       edgemail-bench report [--label L] SAMPLES-FILE...\n"
 	    "load options: --size 10k|1m|BYTES --rcpts N --mailboxes N "
 	    "--user PREFIX\n"
@@ -729,6 +733,8 @@ main(int argc, char **argv)
 		usage();
 	if (strcmp(argv[1], "sink") == 0)
 		return sink_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "smarthost") == 0)
+		return smarthost_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "report") == 0)
 		return report_main(argc - 1, argv + 1);
 

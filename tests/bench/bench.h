@@ -8,6 +8,7 @@
  *   http_load.c   signed HTTPS POSTs (OpenSSL, keep-alive) into the API
  *   submit_load.c authenticated STARTTLS submission into edgemail-submit
  *   sink.c        a null LMTP server that answers 250 at once
+ *   smarthost.c   a null SMTP smarthost (STARTTLS, AUTH) for the relay
  *
  * Not a test of correctness: every load mode counts anything but a full
  * delivery (every recipient 2xx) as an error and prints it, nothing more.
@@ -112,5 +113,8 @@ void	*submit_load_conn(void *arg);
 
 /* sink.c */
 int	sink_main(int argc, char **argv);
+
+/* smarthost.c */
+int	smarthost_main(int argc, char **argv);
 
 #endif
