@@ -1,6 +1,7 @@
 /*
- * dkim_sign.h - DKIM signing of outgoing mail (RFC 6376, RFC 8463) with
- * libopendkim.
+ * dkim_sign.h - DKIM signing of outgoing mail (RFC 6376, RFC 8463) on
+ * OpenSSL; keys parsed once, not per message (dkim_sign.c says why not
+ * libopendkim).
  *
  * Keys are the files `edgemailctl dkim keygen` writes:
  *
@@ -15,13 +16,8 @@
  * needed and read again when they change on disk (key rotation needs no
  * restart).
  *
- * The message must have CRLF line ends.  Not a verifier.
- *
- * Known library bug: libopendkim 2.11 does not free the key of an
- * ed25519-sha256 signature (about 0.5 KB per signed message), so the
- * second signature is off by default; rsa-sha256 does not leak.  Key
- * files are checked with OpenSSL when read, so a broken key never
- * reaches libopendkim (whose failure path leaks too).
+ * The message must have CRLF line ends (a bare LF also ends a line).
+ * Not a verifier (dkimverify.h).
  */
 #ifndef EDGEMAIL_DKIM_SIGN_H
 #define EDGEMAIL_DKIM_SIGN_H
