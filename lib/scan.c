@@ -31,6 +31,7 @@
 #include "lib/scan.h"
 
 #define SCAN_STACK	(16 * 1024 * 1024)
+#define SCAN_COPY_MAX	(1024 * 1024)	/* messages in memory copied flat */
 
 struct engine {
 	struct cl_engine *cl;
@@ -486,11 +487,24 @@ scan_job_run(void *arg)
 	cl_fmap_t *map;
 	cl_error_t rc;
 	size_t total;
+	char *flat = NULL;
 
 	total = in->prefix_len + (in->fd >= 0 ? (size_t)in->len : in->mem_len);
 	scan_options(&opts);
-	map = cl_fmap_open_handle((void *)(uintptr_t)in, 0, total, read_cb, 1);
+	/* A message in memory is copied behind its prefix and mapped as
+	 * it is: a handle map costs an anonymous mmap and munmap per scan,
+	 * and each munmap interrupts every CPU of a threaded process (a
+	 * TLB shootdown), a third of a 10 KB scan's time under load. */
+	if (in->fd < 0 && total <= SCAN_COPY_MAX &&
+	    (flat = malloc(total ? total : 1)) != NULL) {
+		memcpy(flat, in->prefix, in->prefix_len);
+		memcpy(flat + in->prefix_len, in->mem, in->mem_len);
+		map = cl_fmap_open_memory(flat, total);
+	} else
+		map = cl_fmap_open_handle((void *)(uintptr_t)in, 0, total,
+		    read_cb, 1);
 	if (map == NULL) {
+		free(flat);
 		r->verdict = SCAN_ERROR;
 		snprintf(r->name, sizeof(r->name), "out of memory");
 		return NULL;
@@ -498,6 +512,7 @@ scan_job_run(void *arg)
 	rc = cl_scanmap_callback(map, "message.eml", &vname, &scanned,
 	    job->e->cl, &opts, NULL);
 	cl_fmap_close(map);
+	free(flat);
 	if (rc == CL_VIRUS) {
 		snprintf(r->name, sizeof(r->name), "%s", vname ? vname : "unknown");
 		r->verdict = classify(r->name);
