@@ -49,6 +49,7 @@ CORE_LIB := $(BUILD)/libedgemail.a
 API_SRC    := $(wildcard api/*.c)
 SUBMIT_SRC := $(wildcard smtp-out/*.c)
 CTL_SRC    := $(wildcard ctl/*.c)
+SCAND_SRC  := $(wildcard scand/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 
@@ -61,6 +62,9 @@ PROGS	+= $(BIN)/edgemail-submit
 endif
 ifneq ($(CTL_SRC),)
 PROGS	+= $(BIN)/edgemailctl
+endif
+ifneq ($(SCAND_SRC),)
+PROGS	+= $(BIN)/edgemail-scand
 endif
 ifneq ($(BENCH_SRC),)
 PROGS	+= $(BIN)/edgemail-bench
@@ -93,6 +97,9 @@ $(BIN)/edgemail-submit: $(SUBMIT_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
 $(BIN)/edgemailctl: $(CTL_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/edgemail-scand: $(SCAND_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/edgemail-bench: $(BENCH_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -116,11 +123,11 @@ bench: deps
 BANNED	= strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol
 lint:
 	@! grep -nE '\<($(BANNED))[[:space:]]*\(' $(CORE_SRC) $(API_SRC) \
-	    $(SUBMIT_SRC) $(CTL_SRC) lmtp/lmtp-send.c | grep -v 'snprintf\|vsnprintf' \
+	    $(SUBMIT_SRC) $(CTL_SRC) $(SCAND_SRC) lmtp/lmtp-send.c | grep -v 'snprintf\|vsnprintf' \
 	    || { echo "lint: banned function (see STYLE.md)"; exit 1; }
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --inline-suppr --suppress=missingIncludeSystem -I. \
-	    lib lmtp auth api smtp-out ctl
+	    lib lmtp auth api smtp-out ctl scand
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz:

@@ -165,8 +165,10 @@ checks_init(struct api *api, char *err, size_t errsz)
 	if (scan) {
 		char why[256];
 
-		if ((c->scanner = scan_new(conf_get(cf, "clamav_db_dir"),
-		    &lim)) == NULL) {
+		const char *sock = conf_get(cf, "scan_socket");
+
+		if ((c->scanner = *sock != '\0' ? scan_new_remote(sock) :
+		    scan_new(conf_get(cf, "clamav_db_dir"), &lim)) == NULL) {
 			snprintf(err, errsz, "out of memory");
 			return -1;
 		}

@@ -390,11 +390,13 @@ start_dovecot() {
 	say "dovecot running (pid $pid), log $RUN/dovecot/dovecot.log"
 }
 
-# start_prog NAME BINARY: background, stderr to RUN/log/NAME.log.
+# start_prog NAME BINARY [OPTION...]: background, stderr to
+# RUN/log/NAME.log.
 start_prog() {
 	name=$1
 	prog=$2
-	"$prog" -c "$RUN/edgemail.conf" >>"$RUN/log/$name.log" 2>&1 &
+	shift 2
+	"$prog" -c "$RUN/edgemail.conf" "$@" >>"$RUN/log/$name.log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$RUN/pids/$name.pid"
 	say "$name running (pid $pid), log $RUN/log/$name.log"
@@ -495,7 +497,27 @@ do_run() {
 	rm -f "$RUN/pids/stopping"
 	trap on_signal INT TERM HUP
 	start_dovecot
-	start_prog api "$BIN/edgemail-api"
+	# One virus scanner for the API and the relay (one libclamav
+	# engine in memory, not two): edgemail-scand on a unix socket.
+	scan_opt=
+	if [ -x "$BIN/edgemail-scand" ]; then
+		rm -f "$RUN/scand.sock"
+		start_prog scand "$BIN/edgemail-scand" \
+		    -o "scan_socket=$RUN/scand.sock"
+		i=0
+		while [ ! -S "$RUN/scand.sock" ] && [ $i -lt 200 ]; do
+			pid_alive "$(read_pid "$RUN/pids/scand.pid")" || break
+			sleep 0.05
+			i=$((i + 1))
+		done
+		if [ -S "$RUN/scand.sock" ]; then
+			scan_opt="scan_socket=$RUN/scand.sock"
+		else
+			say "edgemail-scand did not start (see $RUN/log/scand.log);" \
+			    "the API and the relay load the scanner themselves"
+		fi
+	fi
+	start_prog api "$BIN/edgemail-api" ${scan_opt:+-o "$scan_opt"}
 	if ! wait_healthz; then
 		say "edgemail-api did not come up; last lines of $RUN/log/api.log:"
 		tail -n 20 "$RUN/log/api.log" >&2 || true
@@ -504,7 +526,8 @@ do_run() {
 	fi
 	SUBMIT_STARTED=
 	if [ -x "$BIN/edgemail-submit" ]; then
-		start_prog submit "$BIN/edgemail-submit"
+		start_prog submit "$BIN/edgemail-submit" \
+		    ${scan_opt:+-o "$scan_opt"}
 		SUBMIT_STARTED=1
 		i=0
 		while ! port_in_use "$SUBMIT_PORT" && [ $i -lt 100 ]; do

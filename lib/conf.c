@@ -170,6 +170,9 @@ const struct conf_def conf_defs[] = {
 	    "deliver unscored when rspamd fails (no: answer 503)" },
 	{ "clamav_db_dir", "/var/lib/clamav", "ClamAV signature database" },
 	{ "scan", "yes", "scan messages for viruses" },
+	{ "scan_socket", "", "unix socket of edgemail-scand, one scanner "
+	    "shared by the API and the relay (empty: each loads libclamav "
+	    "itself)" },
 	{ "scan_max_filesize", "100M", "largest file inside a message scanned" },
 	{ "scan_max_scansize", "400M",
 	    "most data scanned per message (more: refused as an archive bomb)" },

@@ -14,6 +14,9 @@
  * fed first come first served: no more scans run at once than there are
  * workers (one per CPU by default; a scan is CPU work, more at once only
  * adds memory), and no thread is created per message.
+ *
+ * Or the scans go to edgemail-scand (scan_new_remote, scan_remote.c), and
+ * the calls below only forward.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +32,7 @@
 #include "lib/conf.h"
 #include "lib/log.h"
 #include "lib/scan.h"
+#include "lib/scan_remote.h"
 
 #define SCAN_STACK	(16 * 1024 * 1024)
 #define SCAN_COPY_MAX	(1024 * 1024)	/* messages in memory copied flat */
@@ -50,6 +54,7 @@ struct scan_job {
 };
 
 struct scanner {
+	struct scan_remote *remote;	/* set: edgemail-scand scans */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct engine *cur;
@@ -244,6 +249,8 @@ reload_locked_out(struct scanner *s)
 int
 scan_reload(struct scanner *s)
 {
+	if (s->remote != NULL)
+		return 0;	/* edgemail-scand reloads its own */
 	return reload_locked_out(s);
 }
 
@@ -367,6 +374,20 @@ scan_new(const char *db_dir, const struct scan_limits *lim)
 	return s;
 }
 
+struct scanner *
+scan_new_remote(const char *socket_path)
+{
+	struct scanner *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	if ((s->remote = scan_remote_new(socket_path)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
 void
 scan_free(struct scanner **sp)
 {
@@ -374,6 +395,12 @@ scan_free(struct scanner **sp)
 
 	if (sp == NULL || (s = *sp) == NULL)
 		return;
+	if (s->remote != NULL) {
+		scan_remote_free(&s->remote);
+		free(s);
+		*sp = NULL;
+		return;
+	}
 	pthread_mutex_lock(&s->mu);
 	s->stopping = 1;
 	pthread_cond_signal(&s->cv);
@@ -398,7 +425,11 @@ scan_free(struct scanner **sp)
 int
 scan_ready(struct scanner *s, char *why, size_t whysz)
 {
+	unsigned sigs;
 	int ok;
+
+	if (s->remote != NULL)
+		return scan_remote_ready(s->remote, why, whysz, &sigs);
 
 	pthread_mutex_lock(&s->mu);
 	ok = s->cur != NULL;
@@ -411,8 +442,11 @@ scan_ready(struct scanner *s, char *why, size_t whysz)
 unsigned
 scan_signatures(struct scanner *s)
 {
+	char why[200];
 	unsigned n;
 
+	if (s->remote != NULL)
+		return scan_remote_ready(s->remote, why, sizeof(why), &n) ? n : 0;
 	pthread_mutex_lock(&s->mu);
 	n = s->cur ? s->cur->sigs : 0;
 	pthread_mutex_unlock(&s->mu);
@@ -533,6 +567,11 @@ scan_message(struct scanner *s, const struct scan_input *in,
 	double t0 = now_ms();
 
 	memset(r, 0, sizeof(*r));
+	if (s->remote != NULL) {
+		scan_remote_message(s->remote, in, r);
+		r->ms = now_ms() - t0;
+		return;
+	}
 	memset(&job, 0, sizeof(job));
 	pthread_mutex_lock(&s->mu);
 	if ((job.e = s->cur) != NULL)

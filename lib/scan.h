@@ -74,6 +74,14 @@ int	scan_limits_from_conf(struct conf *c, struct scan_limits *lim,
 	    char *err, size_t errsz);
 struct scanner *scan_new(const char *db_dir, const struct scan_limits *lim);
 void	scan_free(struct scanner **sp);
+/* A scanner that asks edgemail-scand on the unix socket socket_path
+ * (`scan_socket`) instead of loading libclamav here: one engine for the
+ * API and the relay (scan_remote.c says why).  NULL when out of memory
+ * or the path is too long; a daemon that is down is "not ready". */
+struct scanner *scan_new_remote(const char *socket_path);
+/* edgemail-scand: answer the requests of one client connection on fd
+ * with s until the client hangs up (the caller closes fd). */
+void	scan_serve(struct scanner *s, int fd);
 /* 1 when an engine is loaded; else 0 with why. */
 int	scan_ready(struct scanner *s, char *why, size_t whysz);
 /* Signatures in the current engine (0 when not ready). */

@@ -157,8 +157,10 @@ load_settings(void)
 	if (scan_on) {
 		conf_or_die(scan_limits_from_conf(c, &sl, err, sizeof(err)),
 		    err);
-		if ((sv.scan = scan_new(conf_get(c, "clamav_db_dir"), &sl)) == NULL)
-			fatalx("scan: out of memory");
+		s = conf_get(c, "scan_socket");
+		if ((sv.scan = *s != '\0' ? scan_new_remote(s) :
+		    scan_new(conf_get(c, "clamav_db_dir"), &sl)) == NULL)
+			fatalx("scan: out of memory or scan_socket too long");
 		if (!scan_ready(sv.scan, why, sizeof(why)))
 			log_warnx("event=scanner_not_ready why=\"%s\" (messages get "
 			    "451 until it loads)", why);

@@ -1,0 +1,179 @@
+"""test_scand.py - one virus scanner for the API and the relay:
+edgemail-scand with the dev stack's signature database on a unix socket,
+edgemail-api and edgemail-submit started with scan_socket (as `make run`
+does), a real Dovecot.
+Proves: /readyz reports the daemon's scanner; EICAR is refused and a
+clean message delivered through the API, also when the body is large
+enough to be spooled to a file (the descriptor is passed, not copied);
+the relay refuses EICAR with 554 and delivers clean mail through the
+same daemon; with the daemon killed the API answers 503 with Retry-After
+and /readyz 503, the relay 451, and nothing is delivered unscanned; once
+the daemon is back both scan again without being restarted.
+"""
+import os
+import signal
+import smtplib
+import ssl
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import check, eq, test  # noqa: E402
+from stack import Stack, wait_for  # noqa: E402
+
+EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!"
+         b"$H+H*")
+DEMO = "demo@example.test"
+
+
+class Ctx:
+    pass
+
+
+def start_scand(c):
+    if os.path.exists(c.sock):     # left by a daemon that was killed
+        os.unlink(c.sock)
+    p = c.st.start_prog("scand", "edgemail-scand", {"scan_socket": c.sock})
+
+    def up():
+        if p.poll() is not None:
+            raise RuntimeError("edgemail-scand exited:\n" + c.st.log("scand"))
+        return os.path.exists(c.sock)
+    wait_for(up, 30, what="edgemail-scand socket")
+
+
+def setup():
+    c = Ctx()
+    c.st = st = Stack("scand")
+    c.sock = st.path("scand.sock")
+    try:
+        st.start_dovecot()
+        start_scand(c)
+        st.start_api({"scan_socket": c.sock})
+        st.start_submit({"scan_socket": c.sock})
+    except BaseException:
+        st.stop()
+        raise
+    return c
+
+
+def teardown(c):
+    c.st.stop()
+
+
+def msg(tag, body=b"hello\r\n", frm=b"a@sender.test"):
+    return (b"From: <" + frm + b">\r\nTo: <demo@example.test>\r\n"
+            b"Subject: " + tag.encode() + b"\r\n"
+            b"Message-ID: <" + tag.encode() + b"@sender.test>\r\n\r\n" + body)
+
+
+def uniq(tag):
+    return "%s-%d" % (tag, time.time_ns())
+
+
+def stored(c, tag):
+    return [m for m in c.st.imap_messages(DEMO, c.st.demo_password)
+            if (b"Subject: " + tag.encode() + b"\r\n") in m]
+
+
+def submit(c, data):
+    ctx = ssl.create_default_context(cafile=c.st.ca)
+    s = smtplib.SMTP("127.0.0.1", c.st.ports["submit"], timeout=30)
+    try:
+        s.starttls(context=ctx)
+        s.login(c.st.demo_user, c.st.demo_password)
+        s.sendmail(DEMO, [DEMO], data.replace(b"From: <a@sender.test>",
+                                              b"From: <" + DEMO.encode() + b">"))
+    finally:
+        try:
+            s.quit()
+        except (OSError, smtplib.SMTPException):
+            s.close()
+
+
+def readyz(c):
+    st, body, _ = c.st.get("/readyz")
+    return st, body.decode("utf-8", "replace")
+
+
+@test
+def readyz_reports_the_daemons_scanner(c):
+    st, body = readyz(c)
+    eq(st, 200, "status (%s)" % body)
+    check('"scanner": "ok' in body or '"scanner":"ok' in body,
+          "scanner ok in %s" % body)
+
+
+@test
+def api_refuses_eicar_and_delivers_clean_mail_through_the_daemon(c):
+    bad = uniq("api-eicar")
+    code, j, _ = c.st.post(msg(bad, EICAR + b"\r\n"), [DEMO])
+    eq(code, 422, "EICAR status (%s)" % (j,))
+    check("virus found" in j.get("reason", ""), "reason: %r" % (j,))
+    good = uniq("api-clean")
+    code, j, _ = c.st.post(msg(good), [DEMO])
+    eq(code, 200, "clean status (%s)" % (j,))
+    eq(len(stored(c, good)), 1, "clean copies")
+    eq(len(stored(c, bad)), 0, "EICAR copies")
+
+
+@test
+def a_spooled_body_is_scanned_by_descriptor(c):
+    # Over 64 KiB the API keeps the body in a file, and scand reads it
+    # through the descriptor passed with the request.
+    filler = (b"x" * 76 + b"\r\n") * 3000
+    bad = uniq("big-eicar")
+    code, j, _ = c.st.post(msg(bad, filler + EICAR + b"\r\n"), [DEMO])
+    eq(code, 422, "status (%s)" % (j,))
+    good = uniq("big-clean")
+    code, j, _ = c.st.post(msg(good, filler), [DEMO])
+    eq(code, 200, "status (%s)" % (j,))
+    eq(len(stored(c, good)), 1, "copies")
+
+
+@test
+def relay_refuses_eicar_and_delivers_clean_mail_through_the_daemon(c):
+    bad = uniq("relay-eicar")
+    try:
+        submit(c, msg(bad, EICAR + b"\r\n"))
+        check(False, "EICAR accepted by the relay")
+    except smtplib.SMTPDataError as e:
+        eq(e.smtp_code, 554, "code (%r)" % (e.smtp_error,))
+        check(b"virus" in e.smtp_error.lower(), "text: %r" % e.smtp_error)
+    good = uniq("relay-clean")
+    submit(c, msg(good))
+    wait_for(lambda: len(stored(c, good)) == 1, 20, what="relayed copy")
+    eq(len(stored(c, bad)), 0, "EICAR copies")
+
+
+@test
+def daemon_down_is_temporary_and_nothing_goes_unscanned(c):
+    c.st.stop_prog("scand", sig=signal.SIGKILL)
+    try:
+        tag = uniq("down")
+        code, j, h = c.st.post(msg(tag), [DEMO])
+        eq(code, 503, "API status (%s)" % (j,))
+        check(int(h.get("retry-after", "0")) > 0, "Retry-After: %r" % (h,))
+        st, body = readyz(c)
+        eq(st, 503, "readyz (%s)" % body)
+        check("edgemail-scand" in body, "why in readyz: %s" % body)
+        try:
+            submit(c, msg(tag))
+            check(False, "relay accepted a message it could not scan")
+        except smtplib.SMTPDataError as e:
+            eq(e.smtp_code, 451, "relay code (%r)" % (e.smtp_error,))
+        eq(len(stored(c, tag)), 0, "copies while the scanner was down")
+    finally:
+        start_scand(c)
+    # Back: the API and the relay find it again (no restart of theirs).
+    tag = uniq("back")
+    code, j, _ = c.st.post(msg(tag), [DEMO])
+    eq(code, 200, "API after restart (%s)" % (j,))
+    submit(c, msg(uniq("back-relay")))
+    st, body = readyz(c)
+    eq(st, 200, "readyz after restart (%s)" % body)
+
+
+if __name__ == "__main__":
+    harness.main(setup, teardown, only=os.environ.get("ONLY"))
