@@ -43,6 +43,12 @@
 #include "lmtp/pool.h"
 
 #define TARGET_MAX	(16 * 1024)
+/* MHD's memory per connection: the request line (at most TARGET_MAX) and
+ * header fields, then its read buffer; zeroed, so all of it is resident.
+ * Not 32 KiB: with it the client of an over-long header section now and
+ * then got a reset instead of the 431 (MHD stops reading sooner and
+ * closes with more of the request unread). */
+#define POOL_SIZE	(64 * 1024)
 #define IDEM_KEY_MAX	200
 #define IDLE_TIMEOUT	30	/* seconds without a byte on a connection */
 
@@ -850,7 +856,7 @@ start_daemon(const char *listen, int tls, char *cert, char *key)
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)maxconn,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_SIZE,
 	    MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 	    MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
 	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL,

@@ -32,6 +32,8 @@
 #   BENCH_SECS_D=8, BENCH_SECS_E=6, BENCH_SECS_F=4: seconds per cell of
 #                      (d), (e) and (f)
 #   BENCH_SLICES=2     (a) and (b) take turns in this many slices each
+#   BENCH_SCAND=0      every API and the relay load libclamav themselves
+#                      (default: one edgemail-scand for all, as make run)
 #   BENCH_API_OPTS     extra edgemail-api options, e.g.
 #                      "-o lmtp_max_connections=32"
 #   BENCH_ONLY=a..f    run only some parts ("ab", "c", ...; default abcdef)
@@ -53,6 +55,8 @@ SECS_E=${BENCH_SECS_E:-6}
 SECS_F=${BENCH_SECS_F:-4}
 SLICES=${BENCH_SLICES:-2}
 API_OPTS=${BENCH_API_OPTS:-}
+SCAND=${BENCH_SCAND:-1}
+SCAN_OPT=
 ONLY=${BENCH_ONLY:-abcdef}
 RCPTS=20
 MAILBOXES=5
@@ -83,6 +87,7 @@ SINK_PID=
 API_D_PID=
 API_E_PID=
 DNS_PID=
+SCAND_PID=
 SH_PID=
 SUBMIT_PID=
 STRACE_PID=
@@ -125,9 +130,10 @@ cleanup() {
 	stop_pid "$API2_PID" edgemail-api
 	stop_pid "$API_PID" edgemail-api
 	stop_pid "$SINK_PID" sink
+	stop_pid "$SCAND_PID" edgemail-scand
 	stop_pid "$DOVECOT_PID" dovecot
 	API_PID='' API2_PID='' SINK_PID='' DOVECOT_PID='' API_D_PID='' API_E_PID=''
-	DNS_PID='' SH_PID='' SUBMIT_PID='' STRACE_PID=''
+	DNS_PID='' SH_PID='' SUBMIT_PID='' STRACE_PID='' SCAND_PID=''
 	if [ "${BENCH_KEEP:-}" = 1 ]; then
 		say "run directory kept: $RUN"
 	else
@@ -206,7 +212,8 @@ start_api() {
 	shift 3
 	# shellcheck disable=SC2086
 	"$BIN/edgemail-api" -c "$RUN/edgemail.conf" \
-	    -o "api_listen=127.0.0.1:$port" "$@" $API_OPTS \
+	    -o "api_listen=127.0.0.1:$port" ${SCAN_OPT:+-o "$SCAN_OPT"} \
+	    "$@" $API_OPTS \
 	    </dev/null >"$log" 2>&1 &
 	eval "$var=\$!"
 	eval "wait_https $port \$$var" || {
@@ -216,6 +223,20 @@ start_api() {
 }
 
 # ---------------------------------------------------------- set-up
+
+# One edgemail-scand for every API and the relay, as `make run` starts
+# them; its peak RSS is reported beside theirs.
+start_scand() {
+	[ "$SCAND" != 0 ] || return 0
+	"$BIN/edgemail-scand" -c "$RUN/edgemail.conf" \
+	    -o "scan_socket=$RUN/scand.sock" </dev/null \
+	    >"$RUN/log/scand.log" 2>&1 &
+	SCAND_PID=$!
+	wait_socket "$RUN/scand.sock" "$SCAND_PID" ||
+	    die "edgemail-scand did not start"
+	SCAN_OPT="scan_socket=$RUN/scand.sock"
+	say "edgemail-scand pid $SCAND_PID: one scanner for every API and the relay"
+}
 
 setup() {
 	pick_ports
@@ -235,6 +256,11 @@ setup() {
 	# Private copies: a rebuild during the run changes nothing.
 	mkdir -p "$BIN" "$RUN/spool" "$RUN/log" "$RUN/samples"
 	cp "$SRC_BIN/edgemail-api" "$SRC_BIN/edgemail-bench" "$BIN/"
+	if [ "$SCAND" != 0 ]; then
+		[ -x "$SRC_BIN/edgemail-scand" ] ||
+		    die "$SRC_BIN/edgemail-scand not built: make all"
+		cp "$SRC_BIN/edgemail-scand" "$BIN/"
+	fi
 	case $ONLY in *f*)
 		[ -x "$SRC_BIN/edgemail-submit" ] ||
 		    die "$SRC_BIN/edgemail-submit not built: make all"
@@ -532,8 +558,8 @@ run_submit_part() {
 	    -o "relayhost_ca_file=$RUN/tls/ca.pem" \
 	    -o "submit_max_messages_per_hour=10000000" \
 	    -o "submit_max_recipients_per_hour=10000000" \
-	    -o "spool_dir=$RUN/spool-f" </dev/null \
-	    >"$RUN/log/submit.log" 2>&1 &
+	    -o "spool_dir=$RUN/spool-f" ${SCAN_OPT:+-o "$SCAN_OPT"} \
+	    </dev/null >"$RUN/log/submit.log" 2>&1 &
 	SUBMIT_PID=$!
 	wait_tcp "$SUBMIT_PORT" "$SUBMIT_PID" || {
 		tail -n 20 "$RUN/log/submit.log" >&2
@@ -589,6 +615,7 @@ run_sink_part() {
 
 report() {
 	awk -v api_opts="$API_OPTS" -v ncpu="$(nproc)" -v load="$LOAD_START" \
+	    -v scanner="$([ -n "$SCAN_OPT" ] && echo "one edgemail-scand for the APIs and the relay" || echo "libclamav in each API and the relay")" \
 	    -v dkim="$(cat "$RUN/dkim-result" 2>/dev/null || true)" \
 	    -v dv="$(dovecot --version 2>/dev/null | cut -d' ' -f1)" \
 	    -v tls="$(sed -n 's/^edgemail-bench: \(TLS[^ ]* [^ ]*\)$/\1/p' \
@@ -615,6 +642,7 @@ report() {
 		    ncpu, dv, tls == "" ? "TLS" : tls, 20
 		printf "load average at start: %s%s\n", load,
 		    api_opts == "" ? "" : "; edgemail-api options: " api_opts
+		printf "virus scanner: %s\n", scanner
 		split("10k 1m", sizes, " ")
 		split("1 8 32", concs, " ")
 		hasab = 0
@@ -763,6 +791,11 @@ report() {
 		if (peak > 0)
 			printf "%-52s %-22s %s\n", "edgemail-api peak RSS <= 20 MiB",
 			    mb(peak) " MiB", verdict(peak <= 20480)
+		x = line["scand all all"]
+		if (x != "")
+			printf "%-52s %-22s %s\n",
+			    "edgemail-scand peak RSS (one engine, shared)",
+			    mb(fld(x, "rss_kb")) " MiB", "(reported)"
 		x = line["c 10k 32"]
 		if (x != "") {
 			printf "%-52s %-22s %s\n", "(c) >= 2000 msg/s, 10k c32",
@@ -846,9 +879,14 @@ start=$(date +%s)
 setup
 say "run directory $RUN, ports $BASE-$((BASE + 13))"
 : >"$RESULTS"
+start_scand
 case $ONLY in *[abdef]*) run_dovecot_parts ;; esac
 case $ONLY in *c*) run_sink_part ;; esac
 say "done in $(( $(date +%s) - start )) s"
+if [ -n "$SCAND_PID" ]; then
+	echo "result label=scand sz=all conc=all rss_kb=$(rss_peak "$SCAND_PID")" \
+	    >>"$RESULTS"
+fi
 
 rc=0
 table=$(report) || rc=$?

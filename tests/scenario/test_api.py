@@ -235,6 +235,20 @@ def control_character_in_header_value_gives_400(s):
 
 
 @test
+def target_near_its_16_kib_limit_is_served_and_one_over_gives_414(s):
+    # 100 recipients of 150 characters: a 15.6 KiB request target, which
+    # with the header fields must fit libmicrohttpd's 32 KiB per
+    # connection (api/http.c POOL_SIZE), body and all.
+    dom = ".".join(["d" * 39] * 2) + ".test"
+    rc = ["%s%03d@%s" % ("x" * 60, i, dom) for i in range(100)]
+    code, j, _ = post(s, msg() + b"filler line\r\n" * 5000, rcpts=rc)
+    eq(code, 422, "status (unknown domain for all) %r" % (j,))
+    check("5.1.2" in j.get("reason", ""), "reason: %r" % (j,))
+    code, j, _ = post(s, msg(), rcpts=rc + ["y" * 60 + "@" + dom] * 5)
+    eq(code, 414, "status %r" % (j,))
+
+
+@test
 def over_long_header_gives_431(s):
     before = total_mail(s)
     r = raw(s, b"POST /v1/messages?mail_from=&rcpt=demo%40example.test HTTP/1.1\r\n"
