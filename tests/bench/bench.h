@@ -113,6 +113,12 @@ void	*submit_load_conn(void *arg);
 
 /* sink.c */
 int	sink_main(int argc, char **argv);
+/* A listening socket on "unix:PATH" or "HOST:PORT" (exits on failure). */
+int	bench_listen(const char *spec);
+/* Look for the end of DATA ("\r\n.\r\n") in p; *match carries the bytes
+ * of it matched from one call to the next (2 at the start of DATA).
+ * Returns the bytes used: up to the marker when *found is set, else n. */
+size_t	bench_data_end(int *match, const char *p, size_t n, int *found);
 
 /* smarthost.c */
 int	smarthost_main(int argc, char **argv);

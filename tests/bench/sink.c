@@ -66,39 +66,50 @@ sink_flush(struct sink_conn *s)
 	return 0;
 }
 
-/* Scan DATA bytes for the end marker; returns bytes used, sets in_data
- * to 0 when the marker was found. */
-static size_t
-sink_data(struct sink_conn *s, const char *p, size_t n)
+size_t
+bench_data_end(int *match, const char *p, size_t n, int *found)
 {
 	size_t i = 0;
 
+	*found = 0;
 	while (i < n) {
-		if (s->match == 0) {
+		if (*match == 0) {
 			const char *cr = memchr(p + i, '\r', n - i);
 
 			if (cr == NULL)
 				return n;
 			i = (size_t)(cr - p);
 		}
-		if (p[i] == end_marker[s->match])
-			s->match++;
+		if (p[i] == end_marker[*match])
+			(*match)++;
 		else
-			s->match = p[i] == '\r' ? 1 : 0;
+			*match = p[i] == '\r' ? 1 : 0;
 		i++;
-		if (s->match == 5) {
-			int k;
-
-			for (k = 0; k < s->nrcpt; k++)
-				(void)buf_puts(&s->out,
-				    "250 2.0.0 Ok: discarded\r\n");
-			s->nrcpt = 0;
-			s->in_data = 0;
-			s->match = 0;
+		if (*match == 5) {
+			*match = 0;
+			*found = 1;
 			return i;
 		}
 	}
 	return n;
+}
+
+/* Skip DATA bytes up to the end marker; returns bytes used, sets in_data
+ * to 0 when the marker was found. */
+static size_t
+sink_data(struct sink_conn *s, const char *p, size_t n)
+{
+	size_t used;
+	int found, k;
+
+	used = bench_data_end(&s->match, p, n, &found);
+	if (found) {
+		for (k = 0; k < s->nrcpt; k++)
+			(void)buf_puts(&s->out, "250 2.0.0 Ok: discarded\r\n");
+		s->nrcpt = 0;
+		s->in_data = 0;
+	}
+	return used;
 }
 
 /* One command line (without CRLF); -1 to close the connection. */
@@ -186,8 +197,8 @@ sink_serve(void *arg)
 	return NULL;
 }
 
-static int
-sink_listen(const char *spec)
+int
+bench_listen(const char *spec)
 {
 	struct lmtp_server srv;
 	int fd = -1, one = 1;
@@ -247,7 +258,7 @@ sink_main(int argc, char **argv)
 		    "PATH|HOST:PORT\n");
 		return 2;
 	}
-	lfd = sink_listen(listen_spec);
+	lfd = bench_listen(listen_spec);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 128 * 1024);

@@ -19,10 +19,8 @@
  */
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <netinet/in.h>
 
 #include <errno.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -78,7 +76,6 @@ static const char *sh_user;
 static const char *sh_password;
 static atomic_uint_fast64_t sh_messages;
 
-static const char end_marker[] = "\r\n.\r\n";
 
 static void
 sh_reply(struct sh_conn *c, const char *line)
@@ -445,34 +442,19 @@ sh_line(struct sh_conn *c, const char *line)
 static size_t
 sh_data(struct sh_conn *c, const char *p, size_t n)
 {
-	size_t i = 0;
+	size_t used;
+	int found;
+	uint64_t k;
 
-	while (i < n) {
-		if (c->match == 0) {
-			const char *cr = memchr(p + i, '\r', n - i);
-
-			if (cr == NULL)
-				return n;
-			i = (size_t)(cr - p);
-		}
-		if (p[i] == end_marker[c->match])
-			c->match++;
-		else
-			c->match = p[i] == '\r' ? 1 : 0;
-		i++;
-		if (c->match == 5) {
-			uint64_t k = atomic_fetch_add(&sh_messages, 1) + 1;
-
-			(void)buf_printf(&c->out,
-			    "250 2.0.0 Ok: queued as null%llu\r\n",
-			    (unsigned long long)k);
-			sh_reset_txn(c);
-			c->in_data = 0;
-			c->match = 0;
-			return i;
-		}
+	used = bench_data_end(&c->match, p, n, &found);
+	if (found) {
+		k = atomic_fetch_add(&sh_messages, 1) + 1;
+		(void)buf_printf(&c->out, "250 2.0.0 Ok: queued as null%llu\r\n",
+		    (unsigned long long)k);
+		sh_reset_txn(c);
+		c->in_data = 0;
 	}
-	return n;
+	return used;
 }
 
 /* Handle what is in the input buffer; the rest of a line waits. */
@@ -543,27 +525,10 @@ static int
 sh_listen(const char *spec)
 {
 	struct lmtp_server srv;
-	struct addrinfo hints, *res;
-	int fd, gai, one = 1;
 
 	if (lmtp_server_parse(spec, &srv) != 0 || srv.is_unix)
 		fatalx("bad --listen '%s' (want HOST:PORT)", spec);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-	if ((gai = getaddrinfo(srv.host, srv.port, &hints, &res)) != 0)
-		fatalx("%s: %s", spec, gai_strerror(gai));
-	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC,
-	    res->ai_protocol)) < 0)
-		fatalx("socket: %s", strerror(errno));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0)
-		fatalx("%s: %s", spec, strerror(errno));
-	freeaddrinfo(res);
-	if (listen(fd, 128) != 0)
-		fatalx("listen: %s", strerror(errno));
-	return fd;
+	return bench_listen(spec);
 }
 
 static void *
