@@ -444,6 +444,13 @@ EOF
  POP3       127.0.0.1:$POP3_PORT (STARTTLS), 127.0.0.1:$POP3S_PORT (TLS)
  ManageSieve 127.0.0.1:$SIEVE_PORT
  LMTP       unix:$r/dovecot/lmtp
+EOF
+	if [ -n "${scan_opt:-}" ]; then
+		cat <<EOF
+ Scanner    unix:$r/scand.sock  (edgemail-scand: one engine for API + relay)
+EOF
+	fi
+	cat <<EOF
 
  Mailbox    $DEMO_USER   password: $pw  ($r/demo.password)
  Signing key $r/keys/hmac.keys  (key id $KEY_ID)
