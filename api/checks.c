@@ -163,13 +163,13 @@ checks_init(struct api *api, char *err, size_t errsz)
 			return -1;
 	}
 	if (scan) {
-		char why[256];
-
 		const char *sock = conf_get(cf, "scan_socket");
+		char why[256];
 
 		if ((c->scanner = *sock != '\0' ? scan_new_remote(sock) :
 		    scan_new(conf_get(cf, "clamav_db_dir"), &lim)) == NULL) {
-			snprintf(err, errsz, "out of memory");
+			snprintf(err, errsz, "scanner: out of memory or "
+			    "scan_socket too long");
 			return -1;
 		}
 		if (!scan_ready(c->scanner, why, sizeof(why)))

@@ -24,6 +24,7 @@
 
 #include "lib/buf.h"
 #include "lib/directory.h"
+#include "lib/io.h"
 #include "lib/log.h"
 
 #define DIR_LINE_MAX	(64 * 1024)
@@ -1337,23 +1338,6 @@ serialize(const struct dir *d, enum dir_file f, struct buf *b)
 	return rc ? -1 : 0;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Replace dir/name with data: temp file, fsync, rename, fsync dir.  An
  * existing file's owner and mode are kept. */
 static int
@@ -1388,7 +1372,7 @@ write_atomic(const char *dir, const char *name, const char *data, size_t len,
 		    fchown(fd, dst.st_uid, dst.st_gid) != 0)
 			goto fail;
 	}
-	if (write_all(fd, data, len) != 0)
+	if (io_write_all(fd, data, len) != 0)
 		goto fail;
 	/*
 	 * Dovecot notices a changed passwd-file by its mtime in whole

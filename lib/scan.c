@@ -528,7 +528,7 @@ scan_job_run(void *arg)
 	/* A message in memory is copied behind its prefix and mapped as
 	 * it is: a handle map costs an anonymous mmap and munmap per scan,
 	 * and each munmap interrupts every CPU of a threaded process (a
-	 * TLB shootdown), a third of a 10 KB scan's time under load. */
+	 * TLB shootdown): 4-7 % of the API's time at 10 KB c32. */
 	if (in->fd < 0 && total <= SCAN_COPY_MAX &&
 	    (flat = malloc(total ? total : 1)) != NULL) {
 		memcpy(flat, in->prefix, in->prefix_len);

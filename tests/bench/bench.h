@@ -115,6 +115,9 @@ void	*submit_load_conn(void *arg);
 int	sink_main(int argc, char **argv);
 /* A listening socket on "unix:PATH" or "HOST:PORT" (exits on failure). */
 int	bench_listen(const char *spec);
+/* Accept connections for ever, each on a detached thread running serve
+ * with the descriptor as (void *)(intptr_t)fd. */
+void	bench_accept_loop(int lfd, void *(*serve)(void *));
 /* Look for the end of DATA ("\r\n.\r\n") in p; *match carries the bytes
  * of it matched from one call to the next (2 at the start of DATA).
  * Returns the bytes used: up to the marker when *found is set, else n. */

@@ -151,11 +151,12 @@ sink_command(struct sink_conn *s, const char *line, size_t len)
 static void *
 sink_serve(void *arg)
 {
-	struct sink_conn *s = arg;
+	struct sink_conn *s = xcalloc(1, sizeof(*s));
 	size_t pos;
 	ssize_t n;
 	int quit = 0;
 
+	s->fd = (int)(intptr_t)arg;
 	s->in = xmalloc(SINK_IN_MAX);
 	buf_init(&s->out, 0);
 	(void)buf_puts(&s->out, "220 sink LMTP ready\r\n");
@@ -244,7 +245,6 @@ int
 sink_main(int argc, char **argv)
 {
 	const char *listen_spec = NULL;
-	pthread_attr_t attr;
 	int lfd, i;
 
 	for (i = 1; i < argc; i++) {
@@ -259,16 +259,23 @@ sink_main(int argc, char **argv)
 		return 2;
 	}
 	lfd = bench_listen(listen_spec);
+	fprintf(stderr, "edgemail-bench: sink listening on %s\n", listen_spec);
+	bench_accept_loop(lfd, sink_serve);
+	return 0;
+}
+
+void
+bench_accept_loop(int lfd, void *(*serve)(void *))
+{
+	pthread_attr_t attr;
+	pthread_t tid;
+	int fd;
+
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 128 * 1024);
-	fprintf(stderr, "edgemail-bench: sink listening on %s\n", listen_spec);
 	for (;;) {
-		struct sink_conn *s;
-		pthread_t tid;
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-		if (fd < 0) {
+		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
 			if (errno == EINTR || errno == ECONNABORTED ||
 			    errno == EMFILE || errno == ENFILE) {
 				if (errno == EMFILE || errno == ENFILE)
@@ -277,12 +284,7 @@ sink_main(int argc, char **argv)
 			}
 			fatalx("accept: %s", strerror(errno));
 		}
-		s = xcalloc(1, sizeof(*s));
-		s->fd = fd;
-		if (pthread_create(&tid, &attr, sink_serve, s) != 0) {
+		if (pthread_create(&tid, &attr, serve, (void *)(intptr_t)fd) != 0)
 			close(fd);
-			free(s);
-		}
 	}
-	return 0;
 }

@@ -495,10 +495,11 @@ sh_input(struct sh_conn *c)
 static void *
 sh_serve(void *arg)
 {
-	struct sh_conn *c = arg;
+	struct sh_conn *c = xcalloc(1, sizeof(*c));
 	struct timeval tv = { SH_TIMEOUT_SECS, 0 };
 	ssize_t n;
 
+	c->fd = (int)(intptr_t)arg;
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	c->in = xmalloc(SH_IN_MAX);
 	buf_init(&c->out, 0);
@@ -534,33 +535,7 @@ sh_listen(const char *spec)
 static void *
 sh_accept_loop(void *arg)
 {
-	pthread_attr_t attr;
-	int lfd = *(int *)arg;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 128 * 1024);
-	for (;;) {
-		struct sh_conn *c;
-		pthread_t tid;
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED ||
-			    errno == EMFILE || errno == ENFILE) {
-				if (errno == EMFILE || errno == ENFILE)
-					usleep(100 * 1000);
-				continue;
-			}
-			fatalx("accept: %s", strerror(errno));
-		}
-		c = xcalloc(1, sizeof(*c));
-		c->fd = fd;
-		if (pthread_create(&tid, &attr, sh_serve, c) != 0) {
-			close(fd);
-			free(c);
-		}
-	}
+	bench_accept_loop(*(int *)arg, sh_serve);
 	return NULL;
 }
 
