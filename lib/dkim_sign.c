@@ -352,6 +352,11 @@ bc_put(struct body_canon *bc, const void *p, size_t n)
 		if (EVP_DigestUpdate(bc->md, bc->out, bc->n) != 1)
 			bc->err = 1;
 		bc->n = 0;
+		if (n > sizeof(bc->out)) {
+			if (EVP_DigestUpdate(bc->md, p, n) != 1)
+				bc->err = 1;
+			return;
+		}
 	}
 	memcpy(bc->out + bc->n, p, n);
 	bc->n += n;
@@ -380,11 +385,22 @@ bc_content(struct body_canon *bc, unsigned char c)
 static void
 bc_feed(struct body_canon *bc, const unsigned char *p, size_t n)
 {
-	size_t i;
+	size_t i, j;
 
 	for (i = 0; i < n; i++) {
 		unsigned char c = p[i];
 
+		/* Plain text with nothing pending goes out as one run. */
+		if (!bc->cr && bc->crlfs == 0 && !bc->wsp && c != '\r' &&
+		    c != '\n' && c != ' ' && c != '\t') {
+			for (j = i + 1; j < n && p[j] != '\r' && p[j] != '\n' &&
+			    p[j] != ' ' && p[j] != '\t'; j++)
+				;
+			bc_put(bc, p + i, j - i);
+			bc->any = 1;
+			i = j - 1;
+			continue;
+		}
 		if (bc->cr && c != '\n')
 			bc_content(bc, '\r');	/* a bare CR is content */
 		bc->cr = 0;

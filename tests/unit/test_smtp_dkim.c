@@ -332,6 +332,58 @@ test_canonical_forms(void)
 		buf_free(&out);
 		buf_free(&msg);
 	}
+	/* A large body: runs longer than the hash buffer, whitespace at
+	 * every kind of place, from memory and from a file read in
+	 * chunks (runs cross the chunk boundaries). */
+	{
+		struct buf big;
+		char path[300];
+		int fd, k;
+
+		buf_init(&big, 4 * 1024 * 1024);
+		for (k = 0; k < 300; k++) {
+			int w;
+
+			for (w = 0; w < (k % 7) * 1000 + 5; w++)
+				buf_putc(&big, (char)('a' + (k + w) % 26));
+			buf_puts(&big, k % 3 ? "  \t x\t \r\n" : "\r\n\r\n");
+		}
+		buf_puts(&big, "end\r\n \r\n\r\n");
+		buf_init(&out, 65536);
+		buf_init(&msg, 4 * 1024 * 1024);
+		buf_puts(&msg, "From: demo@example.test\r\n\r\n");
+		buf_append(&msg, big.data, big.len);
+		memset(&in, 0, sizeof(in));
+		in.hdr = "From: demo@example.test\r\n\r\n";
+		in.hdr_len = strlen(in.hdr);
+		in.body = big.data;
+		in.body_len = big.len;
+		in.fd = -1;
+		n = dkim_sign_message(s, "example.test", "jb", &in, &out, &r);
+		good = n == 2 ? verify(out.data, msg.data, msg.len, &nsigs) : 0;
+		UNIT_CHECK("canon_large_body_memory", n == 2 && good == 2,
+		    "n=%d good=%d", n, good);
+		snprintf(path, sizeof(path), "%s/bigbody", dir);
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || write(fd, big.data, big.len) != (ssize_t)big.len)
+			printf("FAIL setup: %s\n", path);
+		buf_reset(&out);
+		in.body = NULL;
+		in.body_len = 0;
+		in.fd = fd;
+		in.off = 0;
+		in.len = (off_t)big.len;
+		n = dkim_sign_message(s, "example.test", "jb", &in, &out, &r);
+		good = n == 2 ? verify(out.data, msg.data, msg.len, &nsigs) : 0;
+		UNIT_CHECK("canon_large_body_file", n == 2 && good == 2,
+		    "n=%d good=%d", n, good);
+		if (fd >= 0)
+			close(fd);
+		buf_free(&big);
+		buf_free(&out);
+		buf_free(&msg);
+	}
+
 	/* A body without a last CRLF gets one (RFC 6376 3.4.4; dkimpy
 	 * agrees, libopendkim 2.11 does not, so the hash is checked). */
 	buf_init(&out, 65536);
