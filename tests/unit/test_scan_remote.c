@@ -4,7 +4,9 @@
  * is served by scan_serve() on a unix socket in a temporary directory,
  * as edgemail-scand does; scan_new_remote() asks it.  Checked: clean and
  * infected messages in memory, in a passed file descriptor (at an
- * offset), and in the prefix; many threads at once; a daemon that is
+ * offset), and in the prefix; many threads at once; clients that send
+ * garbage, huge sizes or no promised descriptor are hung up on while the
+ * others are served; a daemon that is
  * gone is a TEMP error and "not ready", never "clean"; a restarted daemon
  * is found again through the stale pooled connection.
  */
@@ -40,12 +42,21 @@ struct server {
 	pthread_mutex_t mu;
 };
 
+static struct server *serving;
+
+/* As edgemail-scand: serve, then close (and forget) the connection. */
 static void *
 serve_conn(void *arg)
 {
-	int fd = (int)(intptr_t)arg;
+	int fd = (int)(intptr_t)arg, i;
 
 	scan_serve(engine, fd);
+	pthread_mutex_lock(&serving->mu);
+	for (i = 0; i < serving->nconns; i++)
+		if (serving->conns[i] == fd)
+			serving->conns[i] = -1;
+	close(fd);
+	pthread_mutex_unlock(&serving->mu);
 	return NULL;
 }
 
@@ -54,12 +65,17 @@ accept_loop(void *arg)
 {
 	struct server *sv = arg;
 	pthread_t t;
-	int fd;
+	int fd, i;
 
 	while ((fd = accept(sv->lfd, NULL, NULL)) >= 0) {
 		pthread_mutex_lock(&sv->mu);
-		if (sv->nconns < 64)
-			sv->conns[sv->nconns++] = fd;
+		for (i = 0; i < sv->nconns && sv->conns[i] >= 0; i++)
+			;
+		if (i < 64) {
+			sv->conns[i] = fd;
+			if (i == sv->nconns)
+				sv->nconns++;
+		}
 		pthread_mutex_unlock(&sv->mu);
 		if (pthread_create(&t, NULL, serve_conn, (void *)(intptr_t)fd) == 0)
 			pthread_detach(t);
@@ -74,6 +90,7 @@ server_start(struct server *sv)
 
 	memset(sv, 0, sizeof(*sv));
 	pthread_mutex_init(&sv->mu, NULL);
+	serving = sv;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
@@ -96,14 +113,16 @@ server_stop(struct server *sv)
 	pthread_join(sv->thread, NULL);
 	pthread_mutex_lock(&sv->mu);
 	for (i = 0; i < sv->nconns; i++)
-		shutdown(sv->conns[i], SHUT_RDWR);
+		if (sv->conns[i] >= 0)
+			shutdown(sv->conns[i], SHUT_RDWR);
 	pthread_mutex_unlock(&sv->mu);
 	unlink(sock);
 	/* The connection threads see the shutdown and return. */
 	usleep(200 * 1000);
 	pthread_mutex_lock(&sv->mu);
 	for (i = 0; i < sv->nconns; i++)
-		close(sv->conns[i]);
+		if (sv->conns[i] >= 0)
+			close(sv->conns[i]);
 	sv->nconns = 0;
 	pthread_mutex_unlock(&sv->mu);
 }
@@ -237,6 +256,58 @@ main(void)
 		bad += par[i].bad;
 	}
 	UNIT_CHECK("eight_threads_at_once", bad == 0, "%d wrong verdicts", bad);
+
+	/* Hostile or broken clients: the daemon hangs up on them and goes
+	 * on serving the others. */
+	{
+		static const struct {
+			const char *name;
+			uint32_t magic, op;
+			uint64_t prefix_len, mem_len;
+			uint32_t has_fd;
+		} hostile[] = {
+			{ "hangs_up_on_bad_magic", 0xdeadbeef, 1, 0, 0, 0 },
+			{ "hangs_up_on_unknown_op", 0x31435345, 9, 0, 0, 0 },
+			{ "hangs_up_on_huge_prefix", 0x31435345, 1,
+			    (uint64_t)1 << 40, 0, 0 },
+			{ "hangs_up_on_huge_body", 0x31435345, 1, 0,
+			    (uint64_t)1 << 40, 0 },
+			{ "hangs_up_on_fd_promised_not_sent", 0x31435345, 1,
+			    0, 0, 1 },
+		};
+		struct sockaddr_un sun;
+		uint32_t req[12];
+		char junk[64];
+		size_t k;
+		int c;
+
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+		for (k = 0; k < sizeof(hostile) / sizeof(hostile[0]); k++) {
+			memset(req, 0, sizeof(req));
+			req[0] = hostile[k].magic;
+			req[1] = hostile[k].op;
+			memcpy(&req[2], &hostile[k].prefix_len, 8);
+			memcpy(&req[4], &hostile[k].mem_len, 8);
+			req[10] = hostile[k].has_fd;
+			c = socket(AF_UNIX, SOCK_STREAM, 0);
+			if (c < 0 || connect(c, (struct sockaddr *)&sun,
+			    sizeof(sun)) != 0 ||
+			    write(c, req, sizeof(req)) != (ssize_t)sizeof(req)) {
+				printf("FAIL %s: cannot send\n", hostile[k].name);
+				if (c >= 0)
+					close(c);
+				continue;
+			}
+			UNIT_CHECK(hostile[k].name, read(c, junk, sizeof(junk)) == 0,
+			    "the connection stayed open or answered");
+			close(c);
+		}
+		UNIT_CHECK("serves_on_after_bad_clients",
+		    scan_mem(s, HDR, "hello\r\n", &r) == SCAN_CLEAN,
+		    "verdict %d %s", r.verdict, r.name);
+	}
 
 	/* The daemon dies: TEMP, not ready; it comes back: found again. */
 	server_stop(&sv);
