@@ -28,6 +28,7 @@
 
 #include "auth/dovecot_auth.h"
 #include "lib/buf.h"
+#include "lib/io.h"
 #include "lib/log.h"
 
 #define DA_LINE_MAX	16384		/* a reply line */
@@ -134,23 +135,6 @@ conn_break(struct dovecot_auth *a)
 	}
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Read one line (without LF) from fd into a->in before deadline; the
  * line is a->in.data[0..len).  1 line, 0 timeout, -1 EOF/error. */
 static int
@@ -214,7 +198,7 @@ conn_open(struct dovecot_auth *a, struct reply *r)
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0)
 		goto fail;
 	snprintf(hello, sizeof(hello), "VERSION\t1\t2\nCPID\t%d\n", (int)getpid());
-	if (write_all(fd, hello, strlen(hello)) != 0)
+	if (io_send_all(fd, hello, strlen(hello)) != 0)
 		goto fail;
 	buf_reset(&a->in);
 	for (;;) {
@@ -445,7 +429,7 @@ dovecot_auth_plain(struct dovecot_auth *a, const struct dovecot_auth_req *rq,
 	q.next = a->pending;
 	/* cppcheck-suppress autoVariables */
 	a->pending = &q;
-	if (write_all(a->fd, line.data, line.len) != 0) {
+	if (io_send_all(a->fd, line.data, line.len) != 0) {
 		log_warnx("event=dovecot_auth_lost socket=%s error=\"%s\"",
 		    a->path, strerror(errno));
 		conn_break(a);

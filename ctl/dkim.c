@@ -48,18 +48,6 @@ domain_name_ok(const char *s)
 	    strstr(s, "..") == NULL && strlen(s) <= 253;
 }
 
-static void
-b64(const unsigned char *p, size_t n, struct buf *out)
-{
-	char *tmp = malloc(4 * ((n + 2) / 3) + 1);
-
-	if (tmp == NULL)
-		return;
-	EVP_EncodeBlock((unsigned char *)tmp, p, (int)n);
-	buf_puts(out, tmp);
-	free(tmp);
-}
-
 /* "v=DKIM1; k=...; p=..." of a key into out; -1 for an unknown type. */
 static int
 dkim_record(EVP_PKEY *pk, struct buf *out)
@@ -73,14 +61,14 @@ dkim_record(EVP_PKEY *pk, struct buf *out)
 		if ((len = i2d_PUBKEY(pk, &der)) <= 0)
 			return -1;
 		buf_puts(out, "v=DKIM1; k=rsa; p=");
-		b64(der, (size_t)len, out);
+		buf_put_base64(out, der, (size_t)len, 0);
 		OPENSSL_free(der);
 		return 0;
 	case EVP_PKEY_ED25519:
 		if (EVP_PKEY_get_raw_public_key(pk, raw, &rawlen) != 1)
 			return -1;
 		buf_puts(out, "v=DKIM1; k=ed25519; p=");
-		b64(raw, rawlen, out);
+		buf_put_base64(out, raw, rawlen, 0);
 		return 0;
 	default:
 		return -1;

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "lib/buf.h"
 
 #define BUF_MIN_CAP	64
@@ -163,6 +165,35 @@ const char *
 buf_cstr(const struct buf *b)
 {
 	return b->data == NULL ? "" : b->data;
+}
+
+int
+buf_put_base64(struct buf *b, const void *p, size_t n, size_t fold)
+{
+	const unsigned char *in = p;
+	unsigned char enc[4 * 768 / 3 + 1];
+	size_t i, k, len, take, col = 0;
+
+	/* 768 is a multiple of 3: only the last chunk has padding. */
+	for (i = 0; i < n; i += 768) {
+		len = (size_t)EVP_EncodeBlock(enc, in + i,
+		    (int)(n - i < 768 ? n - i : 768));
+		for (k = 0; k < len; k += take, col += take) {
+			take = len - k;
+			if (fold > 0) {
+				if (col == fold) {
+					if (buf_puts(b, "\r\n\t") != 0)
+						return -1;
+					col = 0;
+				}
+				if (take > fold - col)
+					take = fold - col;
+			}
+			if (buf_append(b, enc + k, take) != 0)
+				return -1;
+		}
+	}
+	return 0;
 }
 
 int

@@ -39,6 +39,9 @@ int	buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 void	buf_consume(struct buf *b, size_t n);
 /* The contents as a C string ("" for an empty buffer, never NULL). */
 const char *buf_cstr(const struct buf *b);
+/* Append base64 of n bytes; with fold > 0, "\r\n\t" after every fold
+ * characters that more characters follow (a folded header value). */
+int	buf_put_base64(struct buf *b, const void *p, size_t n, size_t fold);
 
 /* Safe string copy: always terminates, returns -1 when truncated. */
 int	str_copy(char *dst, size_t dstsz, const char *src);

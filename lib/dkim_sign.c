@@ -639,24 +639,6 @@ out:
 
 /* ---- signing -------------------------------------------------------- */
 
-static int
-b64(struct buf *out, const unsigned char *p, size_t n, size_t fold)
-{
-	char enc[4 * ((8192 + 2) / 3) + 1];
-	size_t i, len;
-
-	if (n > 8192)
-		return -1;
-	len = (size_t)EVP_EncodeBlock((unsigned char *)enc, p, (int)n);
-	for (i = 0; i < len; i += fold) {
-		if (i > 0 && buf_puts(out, "\r\n\t") != 0)
-			return -1;
-		if (buf_append(out, enc + i, len - i < fold ? len - i : fold) != 0)
-			return -1;
-	}
-	return 0;
-}
-
 /* The signature of data with key k: RSASSA-PKCS1-v1_5 over SHA-256, or
  * Ed25519 over the SHA-256 of data (RFC 8463 3). */
 static int
@@ -701,7 +683,7 @@ sign_one(struct dkim_signer *s, int k, EVP_PKEY *pk, const char *domain,
 	if (buf_printf(&field, "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed;"
 	    " d=%s; s=%s;\r\n\tt=%lld; bh=", k == KEY_RSA ? "rsa-sha256" :
 	    "ed25519-sha256", domain, s->selector[k], (long long)time(NULL)) != 0 ||
-	    b64(&field, bh, 32, 64) != 0 ||
+	    buf_put_base64(&field, bh, 32, 64) != 0 ||
 	    buf_puts(&field, ";\r\n\th=") != 0 ||
 	    buf_append(&field, hlist->data, hlist->len) != 0 ||
 	    buf_puts(&field, ";\r\n\tb=") != 0)
@@ -713,7 +695,7 @@ sign_one(struct dkim_signer *s, int k, EVP_PKEY *pk, const char *domain,
 		goto out;
 	data.len -= 2;
 	if (sign_data(pk, k, &data, sig, &siglen) != 0 ||
-	    b64(&field, sig, siglen, DKIM_FOLD - 8) != 0 ||
+	    buf_put_base64(&field, sig, siglen, DKIM_FOLD - 8) != 0 ||
 	    buf_puts(&field, "\r\n") != 0 ||
 	    buf_append(out, field.data, field.len) != 0)
 		goto out;

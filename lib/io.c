@@ -1,6 +1,8 @@
 /*
  * io.c - file-descriptor helpers (see io.h).
  */
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -17,6 +19,28 @@ io_write_all(int fd, const void *p, size_t n)
 		ssize_t w = write(fd, s, n);
 
 		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (w == 0) {
+			errno = EIO;
+			return -1;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+io_send_all(int fd, const void *p, size_t n)
+{
+	const char *s = p;
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = send(fd, s, n, MSG_NOSIGNAL)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;

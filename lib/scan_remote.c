@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/io.h"
 #include "lib/scan.h"
 #include "lib/scan_remote.h"
 
@@ -78,24 +79,6 @@ struct scan_remote {
 };
 
 /* ---- both ends ------------------------------------------------------- */
-
-static int
-send_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = send(fd, c, n, MSG_NOSIGNAL)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /* Exactly n bytes; -1 on error or end of stream. */
 static int
@@ -230,8 +213,8 @@ exchange(int fd, const struct wire_req *q, const struct scan_input *in,
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(*q))
 		return -1;
-	if (in != NULL && (send_all(fd, in->prefix, in->prefix_len) != 0 ||
-	    (!q->has_fd && send_all(fd, in->mem, in->mem_len) != 0)))
+	if (in != NULL && (io_send_all(fd, in->prefix, in->prefix_len) != 0 ||
+	    (!q->has_fd && io_send_all(fd, in->mem, in->mem_len) != 0)))
 		return -1;
 	if (recv_all(fd, a, sizeof(*a)) != 0 || a->magic != WIRE_MAGIC)
 		return -1;
@@ -399,7 +382,7 @@ scan_serve(struct scanner *s, int fd)
 		if (passed >= 0)
 			close(passed);
 		passed = -1;
-		if (send_all(fd, &a, sizeof(a)) != 0)
+		if (io_send_all(fd, &a, sizeof(a)) != 0)
 			break;
 	}
 	if (passed >= 0)

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "tests/unit/unit.h"
@@ -297,10 +299,70 @@ run_log(void)
 	free(text);
 }
 
+/* buf_put_base64 against RFC 4648's vectors, folding, and a long input
+ * (chunk boundaries inside) against one EVP_EncodeBlock of the whole. */
+static void
+run_base64(void)
+{
+	static const struct {
+		const char *name, *in, *out;
+		size_t fold;
+	} t[] = {
+		{ "b64_empty", "", "", 0 },
+		{ "b64_f", "f", "Zg==", 0 },
+		{ "b64_fo", "fo", "Zm8=", 0 },
+		{ "b64_foo", "foo", "Zm9v", 0 },
+		{ "b64_foobar", "foobar", "Zm9vYmFy", 0 },
+		{ "b64_fold_4", "foobar", "Zm9v\r\n\tYmFy", 4 },
+		{ "b64_fold_none_at_the_end", "foo", "Zm9v", 4 },
+		{ "b64_fold_3", "foobar", "Zm9\r\n\tvYm\r\n\tFy", 3 },
+	};
+	unsigned char big[5000], whole[4 * 5000 / 3 + 8];
+	struct buf b;
+	size_t i, j, col, ok;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		buf_init(&b, 0);
+		UNIT_CHECK(t[i].name, buf_put_base64(&b, t[i].in, strlen(t[i].in),
+		    t[i].fold) == 0 && strcmp(buf_cstr(&b), t[i].out) == 0,
+		    "got '%s'", buf_cstr(&b));
+		buf_free(&b);
+	}
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7 + i / 251);
+	EVP_EncodeBlock(whole, big, (int)sizeof(big));
+	buf_init(&b, 0);
+	ok = buf_put_base64(&b, big, sizeof(big), 0) == 0 &&
+	    strcmp(buf_cstr(&b), (char *)whole) == 0;
+	UNIT_CHECK("b64_long_input", ok, "differs from EVP_EncodeBlock");
+	buf_reset(&b);
+	/* Folded: the same characters, 64 to a line. */
+	ok = buf_put_base64(&b, big, sizeof(big), 64) == 0;
+	for (i = j = col = 0; ok && i < b.len; i++) {
+		if (b.data[i] == '\r') {
+			ok = col == 64 && b.data[i + 1] == '\n' &&
+			    b.data[i + 2] == '\t';
+			i += 2;
+			col = 0;
+			continue;
+		}
+		ok = b.data[i] == (char)whole[j++];
+		col++;
+	}
+	UNIT_CHECK("b64_long_input_folded", ok && whole[j] == '\0',
+	    "at %zu", i);
+	buf_free(&b);
+	buf_init(&b, 10);	/* over the limit: -1 */
+	UNIT_CHECK("b64_limit", buf_put_base64(&b, big, 100, 0) == -1,
+	    "no error");
+	buf_free(&b);
+}
+
 int
 main(void)
 {
 	run_buf();
+	run_base64();
 	run_strings();
 	run_quote();
 	run_log();
