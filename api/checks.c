@@ -108,9 +108,9 @@ checks_init(struct api *api, char *err, size_t errsz)
 {
 	struct conf *cf = api->conf;
 	struct checks *c;
-	struct scan_limits lim;
 	long long dns_timeout, rs_timeout;
 	const char *s;
+	struct scan_limits lim;
 	int scan;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -125,6 +125,7 @@ checks_init(struct api *api, char *err, size_t errsz)
 	    conf_get_duration(cf, "dns_timeout", &dns_timeout, err, errsz) != 0 ||
 	    conf_get_duration(cf, "rspamd_timeout", &rs_timeout, err,
 	    errsz) != 0 ||
+	    /* checked even with scan = no, as every key here */
 	    scan_limits_from_conf(cf, &lim, err, errsz) != 0)
 		return -1;
 	s = conf_get(cf, "dmarc_reject");
@@ -163,15 +164,10 @@ checks_init(struct api *api, char *err, size_t errsz)
 			return -1;
 	}
 	if (scan) {
-		const char *sock = conf_get(cf, "scan_socket");
 		char why[256];
 
-		if ((c->scanner = *sock != '\0' ? scan_new_remote(sock) :
-		    scan_new(conf_get(cf, "clamav_db_dir"), &lim)) == NULL) {
-			snprintf(err, errsz, "scanner: out of memory or "
-			    "scan_socket too long");
+		if ((c->scanner = scan_from_conf(cf, err, errsz)) == NULL)
 			return -1;
-		}
 		if (!scan_ready(c->scanner, why, sizeof(why)))
 			log_warnx("event=scanner_not_ready why=\"%s\" "
 			    "effect=\"messages get 503 until it loads\"", why);

@@ -375,6 +375,25 @@ scan_new(const char *db_dir, const struct scan_limits *lim)
 }
 
 struct scanner *
+scan_from_conf(struct conf *c, char *err, size_t errsz)
+{
+	struct scan_limits lim;
+	const char *sock = conf_get(c, "scan_socket");
+	struct scanner *s;
+
+	/* The limits are checked in either case: a bad key is an error
+	 * whether this process or scand applies it. */
+	if (scan_limits_from_conf(c, &lim, err, errsz) != 0)
+		return NULL;
+	s = *sock != '\0' ? scan_new_remote(sock) :
+	    scan_new(conf_get(c, "clamav_db_dir"), &lim);
+	if (s == NULL)
+		snprintf(err, errsz, "scanner: out of memory%s",
+		    *sock != '\0' ? " or scan_socket too long" : "");
+	return s;
+}
+
+struct scanner *
 scan_new_remote(const char *socket_path)
 {
 	struct scanner *s;

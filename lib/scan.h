@@ -79,6 +79,10 @@ void	scan_free(struct scanner **sp);
  * API and the relay (scan_remote.c says why).  NULL when out of memory
  * or the path is too long; a daemon that is down is "not ready". */
 struct scanner *scan_new_remote(const char *socket_path);
+/* The scanner edgemail.conf asks for: edgemail-scand's when scan_socket
+ * is set, else libclamav here with clamav_db_dir and the scan_* limits.
+ * NULL with err on a bad key or out of memory. */
+struct scanner *scan_from_conf(struct conf *c, char *err, size_t errsz);
 /* edgemail-scand: answer the requests of one client connection on fd
  * with s until the client hangs up (the caller closes fd). */
 void	scan_serve(struct scanner *s, int fd);

@@ -95,7 +95,6 @@ load_settings(void)
 {
 	struct conf *c = sv.conf;
 	struct lmtp_server srv;
-	struct scan_limits sl;
 	long long timeout, maxconn, spool_max;
 	int scan_on;
 	char err[512], why[256];
@@ -155,12 +154,8 @@ load_settings(void)
 	    sizeof(err))) == NULL)
 		fatalx("outbound spool: %s", err);
 	if (scan_on) {
-		conf_or_die(scan_limits_from_conf(c, &sl, err, sizeof(err)),
-		    err);
-		s = conf_get(c, "scan_socket");
-		if ((sv.scan = *s != '\0' ? scan_new_remote(s) :
-		    scan_new(conf_get(c, "clamav_db_dir"), &sl)) == NULL)
-			fatalx("scan: out of memory or scan_socket too long");
+		if ((sv.scan = scan_from_conf(c, err, sizeof(err))) == NULL)
+			fatalx("config: %s", err);
 		if (!scan_ready(sv.scan, why, sizeof(why)))
 			log_warnx("event=scanner_not_ready why=\"%s\" (messages get "
 			    "451 until it loads)", why);
