@@ -14,7 +14,13 @@
 CC	?= cc
 PKGS	 = libmicrohttpd openssl jansson libcurl opendkim libclamav hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out libclamav,$(PKGS)) 2>/dev/null)
+# libclamav is not linked: lib/scan.c loads it (lib/dynload.h) in the
+# processes that scan themselves, and the API loads libcurl only for
+# rspamd; each by the file name of the library built against.
+soname	 = $(shell objdump -p "$$(pkg-config --variable=libdir $(1) 2>/dev/null)/$(1).so" 2>/dev/null | awk '$$1 == "SONAME" { print $$2 }')
+SONAMES	:= -DCLAMAV_SONAME='"$(call soname,libclamav)"' \
+	   -DCURL_SONAME='"$(call soname,libcurl)"'
 
 # -Wno-format-truncation: bounded snprintf that may cut is how this code
 # copies strings on purpose (STYLE.md); gcc's guess depends on inlining and
@@ -24,9 +30,11 @@ WARN	 = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 	   -Wno-missing-field-initializers -Wno-format-truncation
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
-	   -fPIE $(WARN) -I. $(PKG_CFLAGS)
-LDFLAGS	+= -pie -Wl,-z,relro,-z,now
-LDLIBS	+= $(PKG_LIBS) -lpthread -lm
+	   -fPIE $(WARN) -I. $(PKG_CFLAGS) $(SONAMES)
+# --as-needed: a program maps only the libraries it calls (edgemailctl
+# has no libmicrohttpd, the API no libcurl unless rspamd is configured).
+LDFLAGS	+= -pie -Wl,-z,relro,-z,now -Wl,--as-needed
+LDLIBS	+= $(PKG_LIBS) -lpthread -lm -ldl
 
 BUILD	 = build
 BIN	 = bin
@@ -135,7 +143,8 @@ fuzz:
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  echo "clang $$n"; \
 	  clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
-	    $(PKG_CFLAGS) -o bin/fuzz/$$n $$f $(CORE_SRC) $(PKG_LIBS) -lpthread -lm \
+	    $(PKG_CFLAGS) $(SONAMES) \
+	    -o bin/fuzz/$$n $$f $(CORE_SRC) $(PKG_LIBS) -lpthread -lm -ldl \
 	    || exit 1; done
 
 clean:

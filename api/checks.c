@@ -16,8 +16,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <curl/curl.h>
-
 #include "api/api.h"
 #include "api/checks.h"
 #include "lib/authres.h"
@@ -172,10 +170,8 @@ checks_init(struct api *api, char *err, size_t errsz)
 			log_warnx("event=scanner_not_ready why=\"%s\" "
 			    "effect=\"messages get 503 until it loads\"", why);
 	}
-	if (c->rspamd_url[0] && curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-		snprintf(err, errsz, "curl_global_init failed");
+	if (c->rspamd_url[0] && spam_init(err, errsz) != 0)
 		return -1;
-	}
 	log_info("event=checks_ready dns=%s dkim_verify=%s dmarc_reject=%s "
 	    "scan=%s signatures=%u rspamd=%s edge_keys=%zu",
 	    dns_describe(c->dns), c->dkim_verify ? "yes" : "no",
@@ -197,7 +193,7 @@ checks_free(struct api *api)
 	psl_free(&c->psl);
 	dns_free(&c->dns);
 	if (c->rspamd_url[0])
-		curl_global_cleanup();
+		spam_cleanup();
 	free(c);
 	api->checks = NULL;
 }

@@ -140,6 +140,9 @@ struct spam_result {
 	char	 why[160];
 };
 
+/* Load libcurl (once, when rspamd_url is set); -1 with err. */
+int	spam_init(char *err, size_t errsz);
+void	spam_cleanup(void);
 void	spam_check(const char *url, long timeout_ms,
 	    const struct spam_request *rq, struct spam_result *r);
 

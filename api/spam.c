@@ -9,6 +9,10 @@
  * failure (connect, timeout, HTTP status, unreadable JSON) comes back as
  * r->ok = 0 with why; the caller decides between fail-closed and
  * fail-open.
+ *
+ * libcurl is loaded by spam_init() (lib/dynload.h), so an API without
+ * rspamd does not map it with the Kerberos, LDAP and SSH libraries it
+ * brings (1.5 MiB resident).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,8 +25,60 @@
 
 #include "api/checks.h"
 #include "lib/buf.h"
+#include "lib/dynload.h"
 
 #define RSPAMD_REPLY_MAX	(1024 * 1024)
+
+static struct {
+	__typeof__(curl_global_init) *global_init;
+	__typeof__(curl_global_cleanup) *global_cleanup;
+	__typeof__(curl_easy_init) *easy_init;
+	__typeof__(curl_easy_setopt) *easy_setopt;
+	__typeof__(curl_easy_perform) *easy_perform;
+	__typeof__(curl_easy_getinfo) *easy_getinfo;
+	__typeof__(curl_easy_strerror) *easy_strerror;
+	__typeof__(curl_easy_cleanup) *easy_cleanup;
+	__typeof__(curl_slist_append) *slist_append;
+	__typeof__(curl_slist_free_all) *slist_free_all;
+} curl;
+
+#define CURLFN(f)	{ "curl_" #f, (void **)&curl.f }
+static const struct dynsym curl_syms[] = {
+	CURLFN(global_init),
+	CURLFN(global_cleanup),
+	CURLFN(easy_init),
+	CURLFN(easy_setopt),
+	CURLFN(easy_perform),
+	CURLFN(easy_getinfo),
+	CURLFN(easy_strerror),
+	CURLFN(easy_cleanup),
+	CURLFN(slist_append),
+	CURLFN(slist_free_all),
+};
+#undef CURLFN
+
+int
+spam_init(char *err, size_t errsz)
+{
+	char why[200];
+
+	if (dynload(CURL_SONAME, curl_syms,
+	    sizeof(curl_syms) / sizeof(curl_syms[0]), why, sizeof(why)) != 0) {
+		snprintf(err, errsz, "rspamd_url is set, but libcurl: %s", why);
+		return -1;
+	}
+	if (curl.global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		snprintf(err, errsz, "curl_global_init failed");
+		return -1;
+	}
+	return 0;
+}
+
+void
+spam_cleanup(void)
+{
+	curl.global_cleanup();
+}
 
 struct reader {
 	const struct spam_request *rq;
@@ -98,7 +154,7 @@ add_header(struct curl_slist *l, const char *name, const char *value)
 	if ((size_t)snprintf(line, sizeof(line), "%s: %s", name, value) >=
 	    sizeof(line))
 		return l;
-	if ((n = curl_slist_append(l, line)) == NULL)
+	if ((n = curl.slist_append(l, line)) == NULL)
 		return l;
 	return n;
 }
@@ -169,7 +225,7 @@ spam_check(const char *url, long timeout_ms, const struct spam_request *rq,
 		snprintf(full, sizeof(full), "%.*s", (int)n, url);
 	else
 		snprintf(full, sizeof(full), "%.*s/checkv2", (int)n, url);
-	if ((c = curl_easy_init()) == NULL) {
+	if ((c = curl.easy_init()) == NULL) {
 		snprintf(r->why, sizeof(r->why), "curl_easy_init failed");
 		return;
 	}
@@ -185,25 +241,25 @@ spam_check(const char *url, long timeout_ms, const struct spam_request *rq,
 	hl = add_header(hl, "Content-Type", "message/rfc822");
 	hl = add_header(hl, "Expect", "");
 	errbuf[0] = '\0';
-	curl_easy_setopt(c, CURLOPT_URL, full);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
-	curl_easy_setopt(c, CURLOPT_READDATA, &rd);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)total);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+	curl.easy_setopt(c, CURLOPT_URL, full);
+	curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl.easy_setopt(c, CURLOPT_POST, 1L);
+	curl.easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl.easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+	curl.easy_setopt(c, CURLOPT_READDATA, &rd);
+	curl.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)total);
+	curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+	curl.easy_setopt(c, CURLOPT_WRITEDATA, &body);
+	curl.easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 	    timeout_ms < 5000 ? timeout_ms : 5000L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	cc = curl.easy_perform(c);
+	curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK)
 		snprintf(r->why, sizeof(r->why), "rspamd: %s",
-		    errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		    errbuf[0] ? errbuf : curl.easy_strerror(cc));
 	else if (status != 200)
 		snprintf(r->why, sizeof(r->why), "rspamd: HTTP status %ld",
 		    status);
@@ -211,7 +267,7 @@ spam_check(const char *url, long timeout_ms, const struct spam_request *rq,
 		parse_reply(buf_cstr(&body), r);
 	if (rd.io_error)
 		snprintf(r->why, sizeof(r->why), "cannot read the message");
-	curl_slist_free_all(hl);
-	curl_easy_cleanup(c);
+	curl.slist_free_all(hl);
+	curl.easy_cleanup(c);
 	buf_free(&body);
 }

@@ -30,6 +30,7 @@
 #include <clamav.h>
 
 #include "lib/conf.h"
+#include "lib/dynload.h"
 #include "lib/log.h"
 #include "lib/scan.h"
 #include "lib/scan_remote.h"
@@ -74,13 +75,75 @@ struct scanner {
 	pthread_cond_t qcv;
 };
 
-static pthread_once_t cl_once = PTHREAD_ONCE_INIT;
-static cl_error_t cl_init_rc = CL_SUCCESS;
+/*
+ * libclamav is loaded when the first engine is (dynload.h): a process
+ * whose scans go to edgemail-scand never maps it, nor the libstdc++,
+ * ICU and libxml2 it brings (3.5 MiB of the API's resident memory).
+ */
+static struct {
+	__typeof__(cl_init) *init;
+	__typeof__(cl_engine_new) *engine_new;
+	__typeof__(cl_load) *load;
+	__typeof__(cl_engine_set_num) *engine_set_num;
+	__typeof__(cl_engine_set_str) *engine_set_str;
+	__typeof__(cl_engine_compile) *engine_compile;
+	__typeof__(cl_engine_free) *engine_free;
+	__typeof__(cl_fmap_open_memory) *fmap_open_memory;
+	__typeof__(cl_fmap_open_handle) *fmap_open_handle;
+	__typeof__(cl_fmap_close) *fmap_close;
+	__typeof__(cl_scanmap_callback) *scanmap_callback;
+	__typeof__(cl_statinidir) *statinidir;
+	__typeof__(cl_statchkdir) *statchkdir;
+	__typeof__(cl_statfree) *statfree;
+	__typeof__(cl_strerror) *strerror;
+} clam;
+
+#define CLAM(f)	{ "cl_" #f, (void **)&clam.f }
+static const struct dynsym clam_syms[] = {
+	CLAM(init),
+	CLAM(engine_new),
+	CLAM(load),
+	CLAM(engine_set_num),
+	CLAM(engine_set_str),
+	CLAM(engine_compile),
+	CLAM(engine_free),
+	CLAM(fmap_open_memory),
+	CLAM(fmap_open_handle),
+	CLAM(fmap_close),
+	CLAM(scanmap_callback),
+	CLAM(statinidir),
+	CLAM(statchkdir),
+	CLAM(statfree),
+	CLAM(strerror),
+};
+#undef CLAM
+
+static pthread_once_t clam_once = PTHREAD_ONCE_INIT;
+static char clam_why[200];	/* "": loaded and initialised */
 
 static void
-cl_init_once(void)
+clam_load_once(void)
 {
-	cl_init_rc = cl_init(CL_INIT_DEFAULT);
+	cl_error_t rc;
+
+	if (dynload(CLAMAV_SONAME, clam_syms,
+	    sizeof(clam_syms) / sizeof(clam_syms[0]), clam_why,
+	    sizeof(clam_why)) != 0)
+		return;
+	if ((rc = clam.init(CL_INIT_DEFAULT)) != CL_SUCCESS)
+		snprintf(clam_why, sizeof(clam_why), "cl_init: %s",
+		    clam.strerror(rc));
+}
+
+/* 0 when libclamav can be used; -1 with why. */
+static int
+clam_load(char *why, size_t whysz)
+{
+	pthread_once(&clam_once, clam_load_once);
+	if (clam_why[0] == '\0')
+		return 0;
+	snprintf(why, whysz, "libclamav: %s", clam_why);
+	return -1;
 }
 
 static double
@@ -114,7 +177,7 @@ static void
 engine_unref(struct engine *e)
 {
 	if (e != NULL && --e->refs == 0) {
-		cl_engine_free(e->cl);
+		clam.engine_free(e->cl);
 		free(e);
 	}
 }
@@ -143,33 +206,30 @@ engine_load(const char *dir, const struct scan_limits *lim, char *why,
 	cl_fmap_t *map;
 	cl_error_t rc;
 
-	pthread_once(&cl_once, cl_init_once);
-	if (cl_init_rc != CL_SUCCESS) {
-		snprintf(why, whysz, "cl_init: %s", cl_strerror(cl_init_rc));
+	if (clam_load(why, whysz) != 0)
 		return NULL;
-	}
 	if ((e = calloc(1, sizeof(*e))) == NULL ||
-	    (e->cl = cl_engine_new()) == NULL) {
+	    (e->cl = clam.engine_new()) == NULL) {
 		free(e);
 		snprintf(why, whysz, "out of memory");
 		return NULL;
 	}
 	e->refs = 1;
-	if ((rc = cl_load(dir, e->cl, &sigs, CL_DB_STDOPT)) != CL_SUCCESS) {
-		snprintf(why, whysz, "signatures in %s: %s", dir, cl_strerror(rc));
+	if ((rc = clam.load(dir, e->cl, &sigs, CL_DB_STDOPT)) != CL_SUCCESS) {
+		snprintf(why, whysz, "signatures in %s: %s", dir, clam.strerror(rc));
 		goto fail;
 	}
 	if (sigs == 0) {
 		snprintf(why, whysz, "no signatures in %s", dir);
 		goto fail;
 	}
-	if (cl_engine_set_num(e->cl, CL_ENGINE_MAX_FILESIZE,
+	if (clam.engine_set_num(e->cl, CL_ENGINE_MAX_FILESIZE,
 	    (long long)lim->max_filesize) != CL_SUCCESS ||
-	    cl_engine_set_num(e->cl, CL_ENGINE_MAX_SCANSIZE,
+	    clam.engine_set_num(e->cl, CL_ENGINE_MAX_SCANSIZE,
 	    (long long)lim->max_scansize) != CL_SUCCESS ||
-	    cl_engine_set_num(e->cl, CL_ENGINE_MAX_RECURSION,
+	    clam.engine_set_num(e->cl, CL_ENGINE_MAX_RECURSION,
 	    lim->max_recursion) != CL_SUCCESS ||
-	    cl_engine_set_num(e->cl, CL_ENGINE_MAX_FILES,
+	    clam.engine_set_num(e->cl, CL_ENGINE_MAX_FILES,
 	    lim->max_files) != CL_SUCCESS) {
 		snprintf(why, whysz, "cannot set scan limits");
 		goto fail;
@@ -181,28 +241,28 @@ engine_load(const char *dir, const struct scan_limits *lim, char *why,
 		 * scanning slower beats not scanning at all. */
 		log_warnx("event=scan_tmp_dir_unusable dir=%s err=\"%s\" "
 		    "fallback=$TMPDIR", lim->tmp_dir, strerror(errno));
-	} else if (lim->tmp_dir[0] != '\0' && cl_engine_set_str(e->cl,
+	} else if (lim->tmp_dir[0] != '\0' && clam.engine_set_str(e->cl,
 	    CL_ENGINE_TMPDIR, lim->tmp_dir) != CL_SUCCESS) {
 		snprintf(why, whysz, "cannot use %.200s for temporary files",
 		    lim->tmp_dir);
 		goto fail;
 	}
-	if ((rc = cl_engine_compile(e->cl)) != CL_SUCCESS) {
-		snprintf(why, whysz, "compile: %s", cl_strerror(rc));
+	if ((rc = clam.engine_compile(e->cl)) != CL_SUCCESS) {
+		snprintf(why, whysz, "compile: %s", clam.strerror(rc));
 		goto fail;
 	}
 	e->sigs = sigs;
 	/* The first scan after a compile sets up lazily (~150 ms): pay it
 	 * here, not on a message. */
 	scan_options(&opts);
-	if ((map = cl_fmap_open_memory(warm, sizeof(warm) - 1)) != NULL) {
-		(void)cl_scanmap_callback(map, "warm-up", &vname, &scanned,
+	if ((map = clam.fmap_open_memory(warm, sizeof(warm) - 1)) != NULL) {
+		(void)clam.scanmap_callback(map, "warm-up", &vname, &scanned,
 		    e->cl, &opts, NULL);
-		cl_fmap_close(map);
+		clam.fmap_close(map);
 	}
 	return e;
 fail:
-	cl_engine_free(e->cl);
+	clam.engine_free(e->cl);
 	free(e);
 	return NULL;
 }
@@ -218,7 +278,8 @@ reload_locked_out(struct scanner *s)
 	double t0 = now_ms();
 
 	memset(&st, 0, sizeof(st));
-	if (cl_statinidir(s->db_dir, &st) == CL_SUCCESS)
+	if (clam_load(why, sizeof(why)) == 0 &&
+	    clam.statinidir(s->db_dir, &st) == CL_SUCCESS)
 		have = 1;
 	e = engine_load(s->db_dir, &s->lim, why, sizeof(why));
 	pthread_mutex_lock(&s->mu);
@@ -227,7 +288,7 @@ reload_locked_out(struct scanner *s)
 			snprintf(s->why, sizeof(s->why), "%s", why);
 		pthread_mutex_unlock(&s->mu);
 		if (have)
-			cl_statfree(&st);
+			clam.statfree(&st);
 		log_warnx("event=scanner_load_failed db=%s why=\"%s\"",
 		    s->db_dir, why);
 		return -1;
@@ -236,7 +297,7 @@ reload_locked_out(struct scanner *s)
 	s->cur = e;
 	s->why[0] = '\0';
 	if (s->have_stat)
-		cl_statfree(&s->dbstat);
+		clam.statfree(&s->dbstat);
 	s->dbstat = st;
 	s->have_stat = have;
 	engine_unref(old);
@@ -269,7 +330,7 @@ reload_thread(void *arg)
 		if (s->stopping)
 			break;
 		changed = s->cur == NULL || !s->have_stat ||
-		    cl_statchkdir(&s->dbstat) == 1;
+		    clam.statchkdir(&s->dbstat) == 1;
 		if (!changed)
 			continue;
 		pthread_mutex_unlock(&s->mu);
@@ -433,7 +494,7 @@ scan_free(struct scanner **sp)
 	pthread_cond_destroy(&s->qcv);
 	engine_unref(s->cur);
 	if (s->have_stat)
-		cl_statfree(&s->dbstat);
+		clam.statfree(&s->dbstat);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s->db_dir);
@@ -552,9 +613,9 @@ scan_job_run(void *arg)
 	    (flat = malloc(total ? total : 1)) != NULL) {
 		memcpy(flat, in->prefix, in->prefix_len);
 		memcpy(flat + in->prefix_len, in->mem, in->mem_len);
-		map = cl_fmap_open_memory(flat, total);
+		map = clam.fmap_open_memory(flat, total);
 	} else
-		map = cl_fmap_open_handle((void *)(uintptr_t)in, 0, total,
+		map = clam.fmap_open_handle((void *)(uintptr_t)in, 0, total,
 		    read_cb, 1);
 	if (map == NULL) {
 		free(flat);
@@ -562,9 +623,9 @@ scan_job_run(void *arg)
 		snprintf(r->name, sizeof(r->name), "out of memory");
 		return NULL;
 	}
-	rc = cl_scanmap_callback(map, "message.eml", &vname, &scanned,
+	rc = clam.scanmap_callback(map, "message.eml", &vname, &scanned,
 	    job->e->cl, &opts, NULL);
-	cl_fmap_close(map);
+	clam.fmap_close(map);
 	free(flat);
 	if (rc == CL_VIRUS) {
 		snprintf(r->name, sizeof(r->name), "%s", vname ? vname : "unknown");
@@ -573,7 +634,7 @@ scan_job_run(void *arg)
 		r->verdict = SCAN_CLEAN;
 	else {
 		r->verdict = SCAN_ERROR;
-		snprintf(r->name, sizeof(r->name), "%s", cl_strerror(rc));
+		snprintf(r->name, sizeof(r->name), "%s", clam.strerror(rc));
 	}
 	return NULL;
 }
