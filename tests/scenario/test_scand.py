@@ -8,7 +8,9 @@ enough to be spooled to a file (the descriptor is passed, not copied);
 the relay refuses EICAR with 554 and delivers clean mail through the
 same daemon; with the daemon killed the API answers 503 with Retry-After
 and /readyz 503, the relay 451, and nothing is delivered unscanned; once
-the daemon is back both scan again without being restarted.
+the daemon is back both scan again without being restarted.  Neither
+the API nor the relay maps libclamav then, and the API (no rspamd) has
+no libcurl either: they are loaded only where used (lib/dynload.h).
 """
 import os
 import signal
@@ -103,6 +105,24 @@ def readyz_reports_the_daemons_scanner(c):
     eq(st, 200, "status (%s)" % body)
     check('"scanner": "ok' in body or '"scanner":"ok' in body,
           "scanner ok in %s" % body)
+
+
+def mapped(c, name):
+    """The shared objects in the address space of process `name`."""
+    with open("/proc/%d/maps" % c.st.procs[name].pid) as f:
+        return {ln.split()[-1].rsplit("/", 1)[-1] for ln in f
+                if ".so" in ln}
+
+
+@test
+def libclamav_only_in_the_daemon_libcurl_only_in_the_relay(c):
+    api, submit, scand = (mapped(c, n) for n in ("api", "submit", "scand"))
+    has = lambda libs, stem: any(x.startswith(stem) for x in libs)  # noqa
+    check(has(scand, "libclamav.so"), "scand maps libclamav: %s" % scand)
+    check(not has(api, "libclamav.so"), "API maps libclamav: %s" % api)
+    check(not has(submit, "libclamav.so"), "relay maps libclamav")
+    check(not has(api, "libcurl.so"), "API without rspamd maps libcurl")
+    check(has(submit, "libcurl.so"), "relay maps libcurl: %s" % submit)
 
 
 @test
