@@ -92,8 +92,7 @@ struct ingest {
 	int	 too_big;		/* max_message_size or max_header_size passed */
 	int	 io_error;		/* writing the spool file failed (errno kept) */
 	int	 io_errno;
-	char	*scratch;		/* conversion buffer */
-	size_t	 scratch_cap;
+	char	*scratch;		/* conversion buffer, 2 * INGEST_SLICE + 2 */
 };
 
 int	ingest_init(struct ingest *in, const struct api *api);

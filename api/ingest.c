@@ -24,6 +24,7 @@
 #include "lib/log.h"
 
 #define INGEST_MEM_MAX	(64 * 1024)
+#define INGEST_SLICE	(8 * 1024)	/* input converted at a time */
 
 int
 ingest_init(struct ingest *in, const struct api *api)
@@ -116,7 +117,7 @@ hdr_put(struct ingest *in, const char *p, size_t n)
 int
 ingest_feed(struct ingest *in, const struct api *api, const char *p, size_t n)
 {
-	size_t out, used;
+	size_t out, used, off, k;
 
 	in->raw_len += n;
 	if (EVP_DigestUpdate(in->sha, p, n) != 1)
@@ -134,17 +135,18 @@ ingest_feed(struct ingest *in, const struct api *api, const char *p, size_t n)
 				break;
 			}
 	}
-	if (in->scratch_cap < 2 * n + 2) {
-		free(in->scratch);
-		in->scratch_cap = 2 * n + 2;
-		if ((in->scratch = malloc(in->scratch_cap)) == NULL) {
-			in->scratch_cap = 0;
-			return -1;
-		}
+	/* CRLF conversion at most doubles its input: converted a slice at
+	 * a time, the scratch stays 16 KiB however much MHD hands over at
+	 * once (up to half its 64 KiB pool). */
+	if (in->scratch == NULL &&
+	    (in->scratch = malloc(2 * INGEST_SLICE + 2)) == NULL)
+		return -1;
+	for (off = 0; off < n; off += k) {
+		k = n - off < INGEST_SLICE ? n - off : INGEST_SLICE;
+		out = crlf_convert(&in->crlf, p + off, k, in->scratch);
+		used = in->in_body ? 0 : hdr_put(in, in->scratch, out);
+		body_put(in, api, in->scratch + used, out - used);
 	}
-	out = crlf_convert(&in->crlf, p, n, in->scratch);
-	used = in->in_body ? 0 : hdr_put(in, in->scratch, out);
-	body_put(in, api, in->scratch + used, out - used);
 	return 0;
 }
 

@@ -9,24 +9,39 @@
  * instance (DESIGN section 3).
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/sha.h>
+
 #include "api/api.h"
 
 #define REPLAY_BUCKETS	4096
-#define REPLAY_KEY_LEN	64
+#define REPLAY_KEY_LEN	16	/* bytes of SHA-256(signature) kept */
 
-struct replay_entry {
-	struct replay_entry *next;
+/*
+ * 24 bytes a signature, in one array per bucket: the signatures of the
+ * last ten minutes are all kept, so at a few thousand requests a second
+ * the cache is megabytes (a list node with the hex signature took 96
+ * bytes with malloc's header; 1 MiB of the API's RSS per 11,000
+ * requests).  128 bits of a hash of an HMAC leave no room for a false
+ * "seen".
+ */
+struct replay_slot {
 	int64_t	 expires;
-	char	 key[REPLAY_KEY_LEN + 1];
+	unsigned char key[REPLAY_KEY_LEN];
+};
+
+struct replay_bucket {
+	struct replay_slot *v;
+	uint32_t n, cap;
 };
 
 struct replay {
 	pthread_mutex_t lock;
-	struct replay_entry *bucket[REPLAY_BUCKETS];
+	struct replay_bucket bucket[REPLAY_BUCKETS];
 	size_t	 sweep_pos;
 };
 
@@ -49,45 +64,42 @@ replay_free(struct replay **rp)
 	if (r == NULL)
 		return;
 	for (i = 0; i < REPLAY_BUCKETS; i++)
-		while (r->bucket[i] != NULL) {
-			struct replay_entry *e = r->bucket[i];
-
-			r->bucket[i] = e->next;
-			free(e);
-		}
+		free(r->bucket[i].v);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 	*rp = NULL;
 }
 
-static size_t
-replay_hash(const char *s)
+/* Drop a bucket's expired entries; its array shrinks with it. */
+static void
+bucket_sweep(struct replay_bucket *b, int64_t now)
 {
-	size_t h = 5381;
+	struct replay_slot *v;
+	uint32_t i, k = 0;
 
-	while (*s)
-		h = h * 33 + (unsigned char)*s++;
-	return h % REPLAY_BUCKETS;
+	for (i = 0; i < b->n; i++)
+		if (b->v[i].expires >= now)
+			b->v[k++] = b->v[i];
+	b->n = k;
+	if (k == 0) {
+		free(b->v);
+		b->v = NULL;
+		b->cap = 0;
+	} else if (k <= b->cap / 4 &&
+	    (v = realloc(b->v, (size_t)b->cap / 2 * sizeof(*v))) != NULL) {
+		b->v = v;
+		b->cap /= 2;
+	}
 }
 
-/* Drop expired entries from a few buckets: amortised cleaning. */
+/* A few buckets per new signature: amortised cleaning. */
 static void
 replay_sweep(struct replay *r, int64_t now)
 {
 	size_t n;
 
 	for (n = 0; n < 8; n++) {
-		struct replay_entry **ep = &r->bucket[r->sweep_pos];
-
-		while (*ep != NULL) {
-			if ((*ep)->expires < now) {
-				struct replay_entry *e = *ep;
-
-				*ep = e->next;
-				free(e);
-			} else
-				ep = &(*ep)->next;
-		}
+		bucket_sweep(&r->bucket[r->sweep_pos], now);
 		r->sweep_pos = (r->sweep_pos + 1) % REPLAY_BUCKETS;
 	}
 }
@@ -96,25 +108,35 @@ replay_sweep(struct replay *r, int64_t now)
 static int
 replay_local(struct replay *r, const char *sig, int64_t expires, int64_t now)
 {
-	struct replay_entry *e;
-	size_t h = replay_hash(sig);
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	struct replay_bucket *b;
+	struct replay_slot *v;
+	uint32_t i, ncap;
 	int rc = 0;
 
+	SHA256((const unsigned char *)sig, strlen(sig), md);
+	b = &r->bucket[((size_t)md[REPLAY_KEY_LEN] << 8 |
+	    md[REPLAY_KEY_LEN + 1]) % REPLAY_BUCKETS];
 	pthread_mutex_lock(&r->lock);
 	replay_sweep(r, now);
-	for (e = r->bucket[h]; e != NULL; e = e->next)
-		if (e->expires >= now && strcmp(e->key, sig) == 0) {
+	for (i = 0; i < b->n; i++)
+		if (b->v[i].expires >= now &&
+		    memcmp(b->v[i].key, md, REPLAY_KEY_LEN) == 0) {
 			rc = 1;
 			goto out;
 		}
-	if ((e = calloc(1, sizeof(*e))) == NULL) {
-		rc = -1;	/* fail closed, as a temporary failure */
-		goto out;
+	if (b->n == b->cap) {
+		ncap = b->cap ? b->cap * 2 : 4;
+		if ((v = realloc(b->v, (size_t)ncap * sizeof(*v))) == NULL) {
+			rc = -1;	/* fail closed, as a temporary failure */
+			goto out;
+		}
+		b->v = v;
+		b->cap = ncap;
 	}
-	snprintf(e->key, sizeof(e->key), "%s", sig);
-	e->expires = expires;
-	e->next = r->bucket[h];
-	r->bucket[h] = e;
+	b->v[b->n].expires = expires;
+	memcpy(b->v[b->n].key, md, REPLAY_KEY_LEN);
+	b->n++;
 out:
 	pthread_mutex_unlock(&r->lock);
 	return rc;

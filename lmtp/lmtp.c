@@ -34,7 +34,7 @@
 #define LMTP_DEFAULT_TIMEOUT	60000	/* ms, when the caller gives <= 0 */
 #define LMTP_LINE_MAX		65536	/* bounded reply input */
 #define LMTP_REPLY_LINES_MAX	1000	/* continuation lines in one reply */
-#define LMTP_CHUNK		65536	/* message read size */
+#define LMTP_CHUNK		16384	/* message read and write size */
 #define LMTP_ADDR_MAX		1024
 #define LMTP_PIPE_MAX		100	/* RCPTs per pipelined write */
 #define LMTP_QUIT_TIMEOUT	1000	/* ms */
@@ -556,7 +556,7 @@ lmtp_close(struct lmtp_conn **cp)
 /* Append message bytes with dot-stuffing; the state survives across
  * calls, so a line may be split anywhere between chunks. */
 static int
-data_put(struct lmtp_conn *c, const char *p, size_t n)
+data_put_slice(struct lmtp_conn *c, const char *p, size_t n)
 {
 	const char	*nl;
 	size_t		 i = 0, start = 0;
@@ -589,6 +589,21 @@ data_put(struct lmtp_conn *c, const char *p, size_t n)
 	c->data_bytes += (long long)n;
 	if (c->out.len >= LMTP_CHUNK)
 		return conn_flush(c);
+	return 0;
+}
+
+/* The same for any length, a chunk at a time: the output buffer stays
+ * about two chunks long, whatever size the message held in memory. */
+static int
+data_put(struct lmtp_conn *c, const char *p, size_t n)
+{
+	size_t off, k;
+
+	for (off = 0; off < n; off += k) {
+		k = n - off < LMTP_CHUNK ? n - off : LMTP_CHUNK;
+		if (data_put_slice(c, p + off, k) == -1)
+			return -1;
+	}
 	return 0;
 }
 
