@@ -175,59 +175,100 @@ client_ip(struct MHD_Connection *con, char *out, size_t outsz)
 	return out;
 }
 
+/*
+ * The answers to POST /v1/messages are written here directly, compact,
+ * keys in the order of DESIGN section 4: building them with jansson cost
+ * ~320 allocations a request with 20 recipients (12 % of the API's CPU at
+ * 10 KB c32, and as much again in malloc).  The rare GET answers use
+ * jansson.
+ */
+static void
+json_head(struct buf *b, const char *status, const char *id)
+{
+	buf_puts(b, "{\"status\":");
+	buf_put_json_string(b, status);
+	buf_puts(b, ",\"id\":");
+	buf_put_json_string(b, id);
+}
+
+/* ,"name":"value" */
+static void
+json_field(struct buf *b, const char *name, const char *value)
+{
+	buf_printf(b, ",\"%s\":", name);
+	buf_put_json_string(b, value);
+}
+
+/* The object in b, closed here, as the body; b is given away. */
+static enum MHD_Result
+respond_buf(struct MHD_Connection *con, struct request *rq, unsigned code,
+    struct buf *b, int retry_after)
+{
+	if (buf_putc(b, '}') == -1 || b->failed) {
+		buf_free(b);
+		return MHD_NO;
+	}
+	return respond_raw(con, rq, code, "application/json", b->data, b->len,
+	    retry_after, NULL);
+}
+
 /* A refusal: {"status": ..., "id": ..., "reason": ...}, logged. */
 static enum MHD_Result
 refuse(struct MHD_Connection *con, struct request *rq, unsigned code,
     const char *status, const char *reason, int retry_after)
 {
 	char ip[64], q[300];
-	json_t *j;
+	struct buf b;
 
 	log_info("id=%s event=refused http=%u status=%s client=%s reason=%s",
 	    rq->id, code, status, client_ip(con, ip, sizeof(ip)),
 	    log_quote(reason, q, sizeof(q)));
-	j = json_pack("{s:s, s:s, s:s}", "status", status, "id", rq->id,
-	    "reason", reason);
+	buf_init(&b, 0);
+	json_head(&b, status, rq->id);
+	json_field(&b, "reason", reason);
 	if (code == MHD_HTTP_CONTENT_TOO_LARGE)
-		json_object_set_new(j, "limit",
-		    json_integer((json_int_t)api->max_message_size));
-	return respond_json(con, rq, code, j, retry_after);
+		buf_printf(&b, ",\"limit\":%lld", api->max_message_size);
+	return respond_buf(con, rq, code, &b, retry_after);
 }
 
 static enum MHD_Result
 respond_outcome(struct MHD_Connection *con, struct request *rq,
     const struct outcome *o, const char *body_hex)
 {
+	struct buf b;
 	char *str;
-	json_t *j, *list;
 	size_t i;
 
-	j = json_pack("{s:s, s:s}", "status", o->status, "id", rq->id);
+	buf_init(&b, 0);
+	json_head(&b, o->status, rq->id);
 	if (o->http >= 300 && o->reason[0])
-		json_object_set_new(j, "reason", json_string(o->reason));
+		json_field(&b, "reason", o->reason);
 	if (o->has_reply) {
-		json_object_set_new(j, "code", json_integer(o->reply.code));
-		json_object_set_new(j, "enhanced", json_string(o->reply.enhanced));
+		buf_printf(&b, ",\"code\":%d", o->reply.code);
+		json_field(&b, "enhanced", o->reply.enhanced);
 	}
 	if (o->list_rcpts) {
-		list = json_array();
+		buf_puts(&b, ",\"recipients\":[");
 		for (i = 0; i < rq->env.nrcpt; i++) {
 			const struct rcpt *r = &rq->env.rcpts[i];
 			const char *st = r->reply.cls == REPLY_OK ? "delivered" :
 			    r->reply.cls == REPLY_PERM ? "rejected" : "deferred";
 
-			json_array_append_new(list, json_pack(
-			    "{s:s, s:s, s:i, s:s, s:s}", "rcpt", r->addr,
-			    "status", st, "code", r->reply.code,
-			    "enhanced", r->reply.enhanced,
-			    "message", r->reply.text));
+			buf_puts(&b, i ? ",{\"rcpt\":" : "{\"rcpt\":");
+			buf_put_json_string(&b, r->addr);
+			buf_printf(&b, ",\"status\":\"%s\",\"code\":%d", st,
+			    r->reply.code);
+			json_field(&b, "enhanced", r->reply.enhanced);
+			json_field(&b, "message", r->reply.text);
+			buf_putc(&b, '}');
 		}
-		json_object_set_new(j, "recipients", list);
+		buf_putc(&b, ']');
 	}
-	str = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	if (str == NULL)
+	if (buf_putc(&b, '}') == -1 || b.failed) {
+		buf_free(&b);
 		return MHD_NO;
+	}
+	str = b.data;
 	/* The first outcome of an idempotent request is what its retries get;
 	 * a temporary failure is not an outcome: the retry tries again. */
 	if (rq->idem[0] != '\0') {
@@ -237,8 +278,8 @@ respond_outcome(struct MHD_Connection *con, struct request *rq,
 			idem_abort(api->idem, rq->idem);
 	}
 	crashpoint("before_response");
-	return respond_raw(con, rq, o->http, "application/json", str,
-	    strlen(str), o->retry_after, NULL);
+	return respond_raw(con, rq, o->http, "application/json", str, b.len,
+	    o->retry_after, NULL);
 }
 
 /* ---- header checks ------------------------------------------------- */

@@ -34,6 +34,7 @@ buf_init(struct buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->failed = 0;
 }
 
 void
@@ -49,6 +50,7 @@ void
 buf_reset(struct buf *b)
 {
 	b->len = 0;
+	b->failed = 0;
 	if (b->data != NULL)
 		b->data[0] = '\0';
 }
@@ -59,8 +61,10 @@ buf_reserve(struct buf *b, size_t n)
 	size_t	 limit = buf_limit(b), need, ncap;
 	char	*p;
 
-	if (n > limit || b->len > limit - n)
+	if (n > limit || b->len > limit - n) {
+		b->failed = 1;
 		return -1;
+	}
 	need = b->len + n + 1;		/* room for the NUL */
 	if (need <= b->cap)
 		return 0;
@@ -77,8 +81,10 @@ buf_reserve(struct buf *b, size_t n)
 		ncap = limit + 1;
 	if (ncap < need)
 		ncap = need;
-	if ((p = realloc(b->data, ncap)) == NULL)
+	if ((p = realloc(b->data, ncap)) == NULL) {
+		b->failed = 1;
 		return -1;
+	}
 	if (b->data == NULL)
 		p[0] = '\0';
 	b->data = p;
@@ -120,8 +126,10 @@ buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	va_copy(ap2, ap);
 	n = vsnprintf(small, sizeof(small), fmt, ap2);
 	va_end(ap2);
-	if (n < 0)
+	if (n < 0) {
+		b->failed = 1;
 		return -1;
+	}
 	if ((size_t)n < sizeof(small))
 		return buf_append(b, small, (size_t)n);
 	if (buf_reserve(b, (size_t)n) == -1)
@@ -131,6 +139,7 @@ buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	va_end(ap2);
 	if (n < 0) {
 		b->data[b->len] = '\0';
+		b->failed = 1;
 		return -1;
 	}
 	b->len += (size_t)n;
@@ -254,4 +263,90 @@ hex_digit(char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+/* Length of the valid UTF-8 sequence at p (1-4), 0 when invalid
+ * (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f))
+			return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (p[3] & 0xc0) != 0x80 || (c == 0xf0 && p[1] < 0x90) ||
+		    (c == 0xf4 && p[1] > 0x8f))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/* JSON's two-character escapes (RFC 8259 7), NULL for other bytes. */
+static const char *
+json_short_escape(unsigned char c)
+{
+	switch (c) {
+	case '"':
+		return "\\\"";
+	case '\\':
+		return "\\\\";
+	case '\b':
+		return "\\b";
+	case '\f':
+		return "\\f";
+	case '\n':
+		return "\\n";
+	case '\r':
+		return "\\r";
+	case '\t':
+		return "\\t";
+	}
+	return NULL;
+}
+
+int
+buf_put_json_string(struct buf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *run = p;
+	const char *e;
+	char esc[8];
+	size_t n;
+
+	if (buf_putc(b, '"') == -1)
+		return -1;
+	while (*p != '\0') {
+		/* utf8_len() stops at the NUL: it is no continuation byte. */
+		if (*p >= 0x20 && *p != '"' && *p != '\\' &&
+		    (n = utf8_len(p)) != 0) {
+			p += n;
+			continue;
+		}
+		if (buf_append(b, run, (size_t)(p - run)) == -1)
+			return -1;
+		if ((e = json_short_escape(*p)) == NULL) {
+			if (*p < 0x20) {
+				snprintf(esc, sizeof(esc), "\\u%04X", *p);
+				e = esc;
+			} else
+				e = "\xef\xbf\xbd";	/* U+FFFD for a bad byte */
+		}
+		if (buf_puts(b, e) == -1)
+			return -1;
+		run = ++p;
+	}
+	if (buf_append(b, run, (size_t)(p - run)) == -1)
+		return -1;
+	return buf_putc(b, '"');
 }

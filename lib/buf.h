@@ -18,6 +18,8 @@ struct buf {
 	size_t	 len;
 	size_t	 cap;
 	size_t	 max;	/* hard limit on len; 0 means SIZE_MAX */
+	int	 failed;	/* an append failed since init or reset: a
+				 * builder may check once, at the end */
 };
 
 /* Initialise an empty buffer that may hold at most max bytes (0: no limit). */
@@ -42,6 +44,10 @@ const char *buf_cstr(const struct buf *b);
 /* Append base64 of n bytes; with fold > 0, "\r\n\t" after every fold
  * characters that more characters follow (a folded header value). */
 int	buf_put_base64(struct buf *b, const void *p, size_t n, size_t fold);
+/* Append s as a JSON string, quotes included, escaped as jansson's
+ * json_dumps does (control characters, '"' and '\\'); a byte that is
+ * not valid UTF-8 becomes U+FFFD, so the output is always valid JSON. */
+int	buf_put_json_string(struct buf *b, const char *s);
 
 /* Safe string copy: always terminates, returns -1 when truncated. */
 int	str_copy(char *dst, size_t dstsz, const char *src);

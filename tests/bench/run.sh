@@ -450,7 +450,9 @@ fsyncs() {
 
 run_dovecot_parts() {
 	start_dovecot
-	start_api API_PID "$API_PORT" "$RUN/log/api.log"
+	# (b) is the bridge (issue 3): the dev stack's API without the virus
+	# scan, which (d) and (c) with the scan measure.
+	start_api API_PID "$API_PORT" "$RUN/log/api.log" -o scan=no
 	say "Dovecot pid $DOVECOT_PID, edgemail-api pid $API_PID on 127.0.0.1:$API_PORT"
 	case $ONLY in *d*)
 		/usr/bin/python3 "$TOP/tests/scenario/dnsserver.py" \
@@ -587,24 +589,38 @@ run_submit_part() {
 	SH_PID=
 }
 
+# sink_cells PART SIZES CONCS: (c)-style cells on the API2 of the moment.
+sink_cells() {
+	part=$1 sizes=$2 concs=$3
+	for size in $sizes; do
+		for conc in $concs; do
+			rss_peak "$API2_PID" >/dev/null
+			slice http "$part" $size $conc 1 "$SECS_SINK" \
+			    --url "https://127.0.0.1:$API2_PORT" \
+			    --ca "$RUN/tls/ca.pem" \
+			    --keys-file "$RUN/keys/hmac.keys"
+			result "$part" $size $conc "$(rss_peak "$API2_PID")"
+		done
+	done
+}
+
 run_sink_part() {
 	"$BIN/edgemail-bench" sink --listen "unix:$RUN/sink.sock" \
 	    </dev/null 2>"$RUN/log/sink.log" &
 	SINK_PID=$!
 	wait_socket "$RUN/sink.sock" "$SINK_PID" || die "the sink did not start"
+	# (c): the bridge's own cost, without the scan as in (b) ...
 	start_api API2_PID "$API2_PORT" "$RUN/log/api-sink.log" \
-	    -o "lmtp_server=unix:$RUN/sink.sock"
+	    -o "lmtp_server=unix:$RUN/sink.sock" -o scan=no
 	say "null LMTP sink pid $SINK_PID, edgemail-api pid $API2_PID on 127.0.0.1:$API2_PORT"
-	for size in 10k 1m; do
-		for conc in 1 8 32; do
-			rss_peak "$API2_PID" >/dev/null
-			slice http c $size $conc 1 "$SECS_SINK" \
-			    --url "https://127.0.0.1:$API2_PORT" \
-			    --ca "$RUN/tls/ca.pem" \
-			    --keys-file "$RUN/keys/hmac.keys"
-			result c $size $conc "$(rss_peak "$API2_PID")"
-		done
-	done
+	sink_cells c "10k 1m" "1 8 32"
+	stop_pid "$API2_PID" edgemail-api
+	# ... and (cs) with it, as make run scans: what the scan adds.
+	start_api API2_PID "$API2_PORT" "$RUN/log/api-sink-scan.log" \
+	    -o "lmtp_server=unix:$RUN/sink.sock"
+	say "(cs) edgemail-api pid $API2_PID on 127.0.0.1:$API2_PORT, virus scan on"
+	sink_cells cs 10k "1 32"
+	sink_cells cs 1m 1
 	stop_pid "$API2_PID" edgemail-api
 	API2_PID=
 	stop_pid "$SINK_PID" sink
@@ -642,7 +658,7 @@ report() {
 		    ncpu, dv, tls == "" ? "TLS" : tls, 20
 		printf "load average at start: %s%s\n", load,
 		    api_opts == "" ? "" : "; edgemail-api options: " api_opts
-		printf "virus scanner: %s\n", scanner
+		printf "virus scanner: %s; scan = no in (b) and (c), the bridge\n", scanner
 		split("10k 1m", sizes, " ")
 		split("1 8 32", concs, " ")
 		hasab = 0
@@ -679,6 +695,23 @@ report() {
 			    "msg/s", "mean ms", "p50 ms", "p99 ms", "RSS MiB"
 			for (s = 1; s <= 2; s++) for (c = 1; c <= 3; c++) {
 				x = line["c " sizes[s] " " concs[c]]
+				if (x == "") continue
+				printf "%-5s %4s | %8s %8s %8s %8s | %8s\n", sizes[s],
+				    concs[c], fld(x, "msgps"), fld(x, "mean_ms"),
+				    fld(x, "p50_ms"), fld(x, "p99_ms"), mb(fld(x, "rss_kb"))
+			}
+		}
+
+		hascs = 0
+		for (s = 1; s <= 2; s++) for (c = 1; c <= 3; c++)
+			if (line["cs " sizes[s] " " concs[c]] != "") hascs = 1
+		if (hascs) {
+			printf "\n%-5s %4s | %-36s | %8s\n", "", "",
+			    "(cs) the same, virus scan on", "API peak"
+			printf "%-5s %4s | %8s %8s %8s %8s | %8s\n", "size", "conc",
+			    "msg/s", "mean ms", "p50 ms", "p99 ms", "RSS MiB"
+			for (s = 1; s <= 2; s++) for (c = 1; c <= 3; c++) {
+				x = line["cs " sizes[s] " " concs[c]]
 				if (x == "") continue
 				printf "%-5s %4s | %8s %8s %8s %8s | %8s\n", sizes[s],
 				    concs[c], fld(x, "msgps"), fld(x, "mean_ms"),
@@ -786,7 +819,7 @@ report() {
 		}
 		peak = 0
 		for (k in line)
-			if (k ~ /^[bcde] / && fld(line[k], "rss_kb") + 0 > peak)
+			if (k ~ /^([bcde]|cs) / && fld(line[k], "rss_kb") + 0 > peak)
 				peak = fld(line[k], "rss_kb") + 0
 		if (peak > 0)
 			printf "%-52s %-22s %s\n", "edgemail-api peak RSS <= 20 MiB",
@@ -803,6 +836,15 @@ report() {
 			printf "%-52s %-22s %s\n", "(c) p99 <= 20 ms, 10k c32",
 			    fld(x, "p99_ms") " ms", verdict(fld(x, "p99_ms") + 0 <= 20 &&
 			    fld(x, "msgs") > 0)
+		}
+		for (s = 1; s <= 2; s++) {
+			x = line["cs " sizes[s] " 1"]
+			y = line["c " sizes[s] " 1"]
+			if (x == "" || y == "") continue
+			printf "%-52s %-22s %s\n",
+			    sprintf("(cs) p50 added by the virus scan, %s c1", sizes[s]),
+			    sprintf("%.1f ms", fld(x, "p50_ms") - fld(y, "p50_ms")),
+			    "(reported)"
 		}
 		# (d): the checks cost at most 5 % at c8; the added latency
 		x = line["d 1m 8"]

@@ -1,6 +1,6 @@
 /*
- * test_buf.c - the bounded buffer, the string helpers beside it, and the
- * log line format (log_quote escapes, one whole line per event even from
+ * test_buf.c - the bounded buffer, the string helpers beside it (JSON
+ * strings byte for byte as jansson writes them), and the log line format (log_quote escapes, one whole line per event even from
  * many threads).
  */
 #include <fcntl.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "lib/buf.h"
@@ -358,11 +359,67 @@ run_base64(void)
 	buf_free(&b);
 }
 
+/* buf_put_json_string: the bytes jansson's json_dumps writes for every
+ * valid string, U+FFFD for what is not UTF-8, the sticky failure. */
+static void
+run_json(void)
+{
+	static const struct {
+		const char *name, *in, *bad_out;	/* bad_out: not UTF-8 */
+	} t[] = {
+		{ "json_empty", "", NULL },
+		{ "json_plain", "250 2.0.0 <x@y> Saved", NULL },
+		{ "json_quote_backslash", "say \"hi\" \\ there", NULL },
+		{ "json_short_escapes", "a\bb\fc\nd\re\tf", NULL },
+		{ "json_control_u", "\x01\x1f\x7f end", NULL },
+		{ "json_slash_kept", "a/b", NULL },
+		{ "json_utf8_2_3_4", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7",
+		    NULL },
+		{ "json_bad_lead", "a\xff" "b", "\"a\xef\xbf\xbd" "b\"" },
+		{ "json_bad_truncated", "a\xe2\x82", "\"a\xef\xbf\xbd\xef\xbf\xbd\"" },
+		{ "json_bad_overlong", "\xc0\xaf", "\"\xef\xbf\xbd\xef\xbf\xbd\"" },
+		{ "json_bad_surrogate", "\xed\xa0\x80",
+		    "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"" },
+	};
+	struct buf b;
+	json_t *j;
+	char *want;
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		buf_init(&b, 0);
+		if (t[i].bad_out != NULL) {
+			UNIT_CHECK(t[i].name, buf_put_json_string(&b, t[i].in) ==
+			    0 && strcmp(buf_cstr(&b), t[i].bad_out) == 0,
+			    "got %s", buf_cstr(&b));
+		} else {
+			j = json_string(t[i].in);
+			want = j ? json_dumps(j, JSON_COMPACT |
+			    JSON_ENCODE_ANY) : NULL;
+			UNIT_CHECK(t[i].name, want != NULL &&
+			    buf_put_json_string(&b, t[i].in) == 0 &&
+			    strcmp(buf_cstr(&b), want) == 0,
+			    "got %s want %s", buf_cstr(&b), want ? want : "-");
+			free(want);
+			json_decref(j);
+		}
+		buf_free(&b);
+	}
+	buf_init(&b, 8);
+	UNIT_CHECK("json_limit_sticks", buf_put_json_string(&b, "0123456789")
+	    == -1 && b.failed && buf_puts(&b, "}") == 0 && b.failed,
+	    "failed=%d", b.failed);
+	buf_reset(&b);
+	UNIT_CHECK("json_reset_clears_failed", !b.failed, "still failed");
+	buf_free(&b);
+}
+
 int
 main(void)
 {
 	run_buf();
 	run_base64();
+	run_json();
 	run_strings();
 	run_quote();
 	run_log();
