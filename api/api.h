@@ -95,7 +95,9 @@ struct ingest {
 	char	*scratch;		/* conversion buffer, 2 * INGEST_SLICE + 2 */
 };
 
-int	ingest_init(struct ingest *in, const struct api *api);
+/* expect: the Content-Length (-1: unknown), so that a small body is
+ * held in one buffer of its size, not grown by doubling. */
+int	ingest_init(struct ingest *in, const struct api *api, long long expect);
 /* Feed n raw bytes; -1 only on internal failure (out of memory). */
 int	ingest_feed(struct ingest *in, const struct api *api, const char *p,
 	    size_t n);

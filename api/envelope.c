@@ -55,13 +55,14 @@ envelope_free(struct envelope *env)
 	env->nrcpt = 0;
 }
 
-/* Room for one more recipient: the array doubles up to max (a request
- * pays for the recipients it names, not for max_recipients). */
+/* Room for one more recipient: first for as many as the query names
+ * (first), then doubling up to max (a request pays for the recipients it
+ * names, not for max_recipients). */
 static int
-grow_rcpts(struct envelope *env, size_t *cap, size_t max, char *why,
-    size_t whysz)
+grow_rcpts(struct envelope *env, size_t *cap, size_t first, size_t max,
+    char *why, size_t whysz)
 {
-	size_t ncap = *cap ? *cap * 2 : 8;
+	size_t ncap = *cap ? *cap * 2 : first;
 	struct rcpt *r;
 
 	if (*cap >= max) {
@@ -80,17 +81,30 @@ grow_rcpts(struct envelope *env, size_t *cap, size_t max, char *why,
 	return 0;
 }
 
+/* How many rcpt parameters the query has (at least 1). */
+static size_t
+count_rcpts(const char *q)
+{
+	size_t n = 0;
+
+	for (; q != NULL; q = (q = strchr(q, '&')) ? q + 1 : NULL)
+		if (strncmp(q, "rcpt=", 5) == 0)
+			n++;
+	return n ? n : 1;
+}
+
 int
 envelope_parse(const char *query, long long max_rcpts, struct envelope *env,
     char *why, size_t whysz)
 {
 	const char *p = query ? query : "";
 	int have_from = 0, rc = -1;
-	size_t cap = 0;
+	size_t cap = 0, named;
 
 	memset(env, 0, sizeof(*env));
 	if (max_rcpts < 1 || max_rcpts > API_MAX_RCPTS_HARD)
 		max_rcpts = API_MAX_RCPTS_HARD;
+	named = count_rcpts(p);
 	while (*p != '\0') {
 		const char *amp = strchr(p, '&');
 		size_t plen = amp ? (size_t)(amp - p) : strlen(p);
@@ -137,7 +151,7 @@ envelope_parse(const char *query, long long max_rcpts, struct envelope *env,
 					break;
 			if (i == env->nrcpt) {
 				if (env->nrcpt == cap &&
-				    (grown = grow_rcpts(env, &cap,
+				    (grown = grow_rcpts(env, &cap, named,
 				    (size_t)max_rcpts, why, whysz)) != 0) {
 					rc = grown;
 					goto fail;

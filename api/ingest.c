@@ -27,7 +27,7 @@
 #define INGEST_SLICE	(8 * 1024)	/* input converted at a time */
 
 int
-ingest_init(struct ingest *in, const struct api *api)
+ingest_init(struct ingest *in, const struct api *api, long long expect)
 {
 	memset(in, 0, sizeof(*in));
 	in->fd = -1;
@@ -39,6 +39,11 @@ ingest_init(struct ingest *in, const struct api *api)
 	crlf_init(&in->crlf);
 	buf_init(&in->hdr, (size_t)api->max_header_size);
 	buf_init(&in->body, INGEST_MEM_MAX);
+	/* The header section comes out of it; CRLF for bare LF can add to
+	 * it, and then the buffer grows. */
+	if (expect > 0 && expect < INGEST_MEM_MAX &&
+	    buf_reserve(&in->body, (size_t)expect) != 0)
+		return -1;
 	return 0;
 }
 
