@@ -136,16 +136,10 @@ postfix_start() {	# milter
 	}
 }
 
-# The master is not our child: TERM and wait for it by its PID.
+# The master is not our child (postfix start made it): stop_pid waits for
+# it to be gone all the same.
 postfix_stop() {
-	[ -n "$PF_PID" ] || return 0
-	kill -TERM "$PF_PID" 2>/dev/null || true
-	i=0
-	while alive "$PF_PID" && [ $i -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	alive "$PF_PID" && kill -KILL "$PF_PID" 2>/dev/null
+	stop_pid "$PF_PID" postfix
 	PF_PID=
 }
 
