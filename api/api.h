@@ -80,7 +80,7 @@ struct rcpt {
 /* The message as it arrives (ingest.c). */
 struct ingest {
 	EVP_MD_CTX *sha;		/* over the raw body bytes, as signed */
-	EVP_MD_CTX *body_sha;		/* over the normalised body section */
+	EVP_MD_CTX *body_sha;		/* normalised body; NULL without idempotency */
 	struct crlf_state crlf;
 	struct buf hdr;			/* header section, CRLF, incl. blank line */
 	int	 in_body;
@@ -96,8 +96,11 @@ struct ingest {
 };
 
 /* expect: the Content-Length (-1: unknown), so that a small body is
- * held in one buffer of its size, not grown by doubling. */
-int	ingest_init(struct ingest *in, const struct api *api, long long expect);
+ * held in one buffer of its size, not grown by doubling; content_hash:
+ * keep the hash ingest_content_hash() needs (requests with an
+ * Idempotency-Key), not computed otherwise. */
+int	ingest_init(struct ingest *in, const struct api *api, long long expect,
+	    int content_hash);
 /* Feed n raw bytes; -1 only on internal failure (out of memory). */
 int	ingest_feed(struct ingest *in, const struct api *api, const char *p,
 	    size_t n);

@@ -431,7 +431,7 @@ messages_first_call(struct MHD_Connection *con, struct request *rq)
 	default:
 		return refuse(con, rq, 400, "bad_request", err, 0);
 	}
-	if (ingest_init(&rq->in, api, clen) != 0)
+	if (ingest_init(&rq->in, api, clen, rq->idem[0] != '\0') != 0)
 		return refuse(con, rq, 503, "unavailable", "out of memory", 5);
 	rq->in_ready = 1;
 	rq->state = RQ_BODY;

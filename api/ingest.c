@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,14 +28,16 @@
 #define INGEST_SLICE	(8 * 1024)	/* input converted at a time */
 
 int
-ingest_init(struct ingest *in, const struct api *api, long long expect)
+ingest_init(struct ingest *in, const struct api *api, long long expect,
+    int content_hash)
 {
 	memset(in, 0, sizeof(*in));
 	in->fd = -1;
 	if ((in->sha = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(in->sha, EVP_sha256(), NULL) != 1 ||
-	    (in->body_sha = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(in->body_sha, EVP_sha256(), NULL) != 1)
+	    EVP_DigestInit_ex(in->sha, EVP_sha256(), NULL) != 1)
+		return -1;
+	if (content_hash && ((in->body_sha = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(in->body_sha, EVP_sha256(), NULL) != 1))
 		return -1;
 	crlf_init(&in->crlf);
 	buf_init(&in->hdr, (size_t)api->max_header_size);
@@ -82,7 +85,8 @@ body_put(struct ingest *in, const struct api *api, const char *p, size_t n)
 {
 	if (in->io_error || n == 0)
 		return;
-	EVP_DigestUpdate(in->body_sha, p, n);
+	if (in->body_sha != NULL)
+		EVP_DigestUpdate(in->body_sha, p, n);
 	in->body_len += (off_t)n;
 	if (in->fd < 0 && buf_append(&in->body, p, n) == 0)
 		return;
@@ -119,6 +123,23 @@ hdr_put(struct ingest *in, const char *p, size_t n)
 	return used;
 }
 
+/* Whether a byte has its high bit set: eight bytes at a time, no branch
+ * (the compiler makes it vector code), then the rest. */
+static int
+has_8bit(const char *p, size_t n)
+{
+	uint64_t w, acc = 0;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	for (; i < n; i++)
+		acc |= (unsigned char)p[i];
+	return (acc & 0x8080808080808080ULL) != 0;
+}
+
 int
 ingest_feed(struct ingest *in, const struct api *api, const char *p, size_t n)
 {
@@ -131,15 +152,8 @@ ingest_feed(struct ingest *in, const struct api *api, const char *p, size_t n)
 		in->too_big = 1;
 		return 0;		/* keep hashing nothing more; drain */
 	}
-	if (!in->eightbit) {
-		size_t i;
-
-		for (i = 0; i < n; i++)
-			if ((unsigned char)p[i] & 0x80) {
-				in->eightbit = 1;
-				break;
-			}
-	}
+	if (!in->eightbit)
+		in->eightbit = has_8bit(p, n);
 	/* CRLF conversion at most doubles its input: converted a slice at
 	 * a time, the scratch stays 16 KiB however much MHD hands over at
 	 * once (up to half its 64 KiB pool). */
@@ -205,6 +219,9 @@ ingest_content_hash(struct ingest *in, char *hex)
 	struct hdr_field f;
 	EVP_MD_CTX *ctx;
 	int ok;
+
+	if (in->body_sha == NULL)
+		return -1;	/* not asked for at ingest_init */
 
 	while (hdr_next(in->hdr.data, in->hdr.len, &pos, &f) == 1 &&
 	    is_trace_field(&f))

@@ -19,16 +19,17 @@
 #include "api/api.h"
 
 #define REPLAY_BUCKETS	4096
-#define REPLAY_KEY_LEN	12	/* bytes of SHA-256(signature) kept */
+#define REPLAY_KEY_LEN	8	/* bytes of SHA-256(signature) kept */
 
 /*
- * 16 bytes a signature, in one array per bucket: the signatures of the
- * last ten minutes are all kept, so at a few thousand requests a second
- * the cache is megabytes (a list node with the hex signature took 96
- * bytes with malloc's header; 1 MiB of the API's RSS per 11,000
- * requests).  96 bits of a hash of an HMAC, plus the 12 bits of the
- * bucket, leave no room for a false "seen": a million signatures in the
- * window collide with odds of about 1 in 10^17.
+ * 12 bytes a signature, in one array per bucket: the signatures of the
+ * last minutes are all kept, so at a few thousand requests a second the
+ * cache is megabytes (a list node with the hex signature took 96 bytes
+ * with malloc's header; 1 MiB of the API's RSS per 11,000 requests).
+ * 64 bits of a hash of an HMAC, plus the 12 bits of the bucket: with a
+ * million signatures in the window, a new one is taken for a replay
+ * with odds of 1 in 10^16 (and then gets 401, and the sender's retry
+ * signs anew).
  */
 struct replay_slot {
 	uint32_t expires;	/* seconds since the epoch (to 2106) */

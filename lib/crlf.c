@@ -7,6 +7,7 @@
  * on where the input was split.
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "lib/crlf.h"
 
@@ -17,10 +18,22 @@ crlf_init(struct crlf_state *st)
 	st->at_bol = 1;
 }
 
+/* How many bytes at p come before the first CR or LF (memchr is many
+ * bytes a cycle; a line of text costs two calls). */
+static size_t
+plain_span(const char *p, size_t n)
+{
+	const char *lf = memchr(p, '\n', n);
+	size_t k = lf != NULL ? (size_t)(lf - p) : n;
+	const char *cr = memchr(p, '\r', k);
+
+	return cr != NULL ? (size_t)(cr - p) : k;
+}
+
 size_t
 crlf_convert(struct crlf_state *st, const char *in, size_t n, char *out)
 {
-	size_t	 i = 0, o = 0;
+	size_t	 i = 0, o = 0, k;
 
 	if (n == 0)
 		return 0;
@@ -33,29 +46,27 @@ crlf_convert(struct crlf_state *st, const char *in, size_t n, char *out)
 		if (in[0] == '\n')
 			i = 1;
 	}
-	for (; i < n; i++) {
-		switch (in[i]) {
-		case '\r':
-			if (i + 1 == n) {
-				st->pending_cr = 1;
-				return o;
-			}
-			out[o++] = '\r';
-			out[o++] = '\n';
-			if (in[i + 1] == '\n')
-				i++;
-			st->at_bol = 1;
-			break;
-		case '\n':
-			out[o++] = '\r';
-			out[o++] = '\n';
-			st->at_bol = 1;
-			break;
-		default:
-			out[o++] = in[i];
+	while (i < n) {
+		/* The bytes up to the next line end go out as they are. */
+		if ((k = plain_span(in + i, n - i)) > 0) {
+			memcpy(out + o, in + i, k);
+			o += k;
+			i += k;
 			st->at_bol = 0;
-			break;
+			if (i == n)
+				break;
 		}
+		if (in[i] == '\r' && i + 1 == n) {
+			st->pending_cr = 1;
+			return o;
+		}
+		/* CR LF, a bare CR or a bare LF: one CRLF. */
+		if (in[i] == '\r' && in[i + 1] == '\n')
+			i++;
+		i++;
+		out[o++] = '\r';
+		out[o++] = '\n';
+		st->at_bol = 1;
 	}
 	return o;
 }
