@@ -87,9 +87,13 @@ count_rcpts(const char *q)
 {
 	size_t n = 0;
 
-	for (; q != NULL; q = (q = strchr(q, '&')) ? q + 1 : NULL)
+	for (;;) {
 		if (strncmp(q, "rcpt=", 5) == 0)
 			n++;
+		if ((q = strchr(q, '&')) == NULL)
+			break;
+		q++;
+	}
 	return n ? n : 1;
 }
 

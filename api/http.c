@@ -199,15 +199,24 @@ json_field(struct buf *b, const char *name, const char *value)
 	buf_put_json_string(b, value);
 }
 
+/* Close the object; 0, or -1 (b freed) when any append failed. */
+static int
+json_close(struct buf *b)
+{
+	if (buf_putc(b, '}') == -1 || b->failed) {
+		buf_free(b);
+		return -1;
+	}
+	return 0;
+}
+
 /* The object in b, closed here, as the body; b is given away. */
 static enum MHD_Result
 respond_buf(struct MHD_Connection *con, struct request *rq, unsigned code,
     struct buf *b, int retry_after)
 {
-	if (buf_putc(b, '}') == -1 || b->failed) {
-		buf_free(b);
+	if (json_close(b) != 0)
 		return MHD_NO;
-	}
 	return respond_raw(con, rq, code, "application/json", b->data, b->len,
 	    retry_after, NULL);
 }
@@ -264,10 +273,8 @@ respond_outcome(struct MHD_Connection *con, struct request *rq,
 		}
 		buf_putc(&b, ']');
 	}
-	if (buf_putc(&b, '}') == -1 || b.failed) {
-		buf_free(&b);
+	if (json_close(&b) != 0)
 		return MHD_NO;
-	}
 	str = b.data;
 	/* The first outcome of an idempotent request is what its retries get;
 	 * a temporary failure is not an outcome: the retry tries again. */
