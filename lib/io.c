@@ -10,14 +10,16 @@
 
 #include "lib/io.h"
 
-int
-io_write_all(int fd, const void *p, size_t n)
+/* write(2), or send(2) with MSG_NOSIGNAL on a socket, until all n bytes
+ * are out; EINTR retried. */
+static int
+put_all(int fd, const void *p, size_t n, int sock)
 {
 	const char *s = p;
+	ssize_t w;
 
 	while (n > 0) {
-		ssize_t w = write(fd, s, n);
-
+		w = sock ? send(fd, s, n, MSG_NOSIGNAL) : write(fd, s, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -34,25 +36,15 @@ io_write_all(int fd, const void *p, size_t n)
 }
 
 int
+io_write_all(int fd, const void *p, size_t n)
+{
+	return put_all(fd, p, n, 0);
+}
+
+int
 io_send_all(int fd, const void *p, size_t n)
 {
-	const char *s = p;
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = send(fd, s, n, MSG_NOSIGNAL)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (w == 0) {
-			errno = EIO;
-			return -1;
-		}
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return put_all(fd, p, n, 1);
 }
 
 char *

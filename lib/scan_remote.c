@@ -179,29 +179,44 @@ conn_put(struct scan_remote *rm, int fd)
 		close(fd);
 }
 
+/* Room for the one descriptor a request may carry (SCM_RIGHTS). */
+union fd_ctl {
+	struct cmsghdr h;
+	char	 buf[CMSG_SPACE(sizeof(int))];
+};
+
+/* A message of len bytes at base, with room for a descriptor when ctl is
+ * given; both sides of the protocol use it. */
+static void
+msg_init(struct msghdr *mh, struct iovec *iov, void *base, size_t len,
+    union fd_ctl *ctl)
+{
+	iov->iov_base = base;
+	iov->iov_len = len;
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
+	if (ctl != NULL) {
+		memset(ctl, 0, sizeof(*ctl));
+		mh->msg_control = ctl->buf;
+		mh->msg_controllen = sizeof(ctl->buf);
+	}
+}
+
 /* One request (with in's bytes and descriptor) and its answer. */
 static int
 exchange(int fd, const struct wire_req *q, const struct scan_input *in,
     struct wire_resp *a)
 {
-	union {
-		struct cmsghdr h;
-		char	 buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
+	union fd_ctl ctl;
 	struct cmsghdr *cm;
 	struct msghdr mh;
 	struct iovec iov;
 	ssize_t n;
 
-	iov.iov_base = (void *)(uintptr_t)q;
-	iov.iov_len = sizeof(*q);
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
+	msg_init(&mh, &iov, (void *)(uintptr_t)q, sizeof(*q),
+	    q->has_fd ? &ctl : NULL);
 	if (q->has_fd) {
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = sizeof(ctl.buf);
 		cm = CMSG_FIRSTHDR(&mh);
 		cm->cmsg_level = SOL_SOCKET;
 		cm->cmsg_type = SCM_RIGHTS;
@@ -303,23 +318,14 @@ scan_remote_ready(struct scan_remote *rm, char *why, size_t whysz,
 static int
 recv_req(int fd, struct wire_req *q, int *passed)
 {
-	union {
-		struct cmsghdr h;
-		char	 buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
+	union fd_ctl ctl;
 	struct cmsghdr *cm;
 	struct msghdr mh;
 	struct iovec iov;
 	ssize_t n;
 
 	*passed = -1;
-	iov.iov_base = q;
-	iov.iov_len = sizeof(*q);
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = ctl.buf;
-	mh.msg_controllen = sizeof(ctl.buf);
+	msg_init(&mh, &iov, q, sizeof(*q), &ctl);
 	do
 		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
