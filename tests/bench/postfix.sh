@@ -189,10 +189,7 @@ pf_cell() {
 		done
 	) &
 	sampler=$!
-	slice submit "$part" 10k "$conc" "$(warmup_for 10k "$conc")" \
-	    "$SECS_F" --server "127.0.0.1:$PF_PORT" --ca "$RUN/tls/ca.pem" \
-	    --keys-file "$RUN/demo.password" --from "demo@$DOMAIN" \
-	    --rcpts 1 --mailboxes 1 --user rcpt --domain far.test
+	submit_slice "$part" 10k "$conc" "$PF_PORT"
 	kill "$sampler" 2>/dev/null
 	wait "$sampler" 2>/dev/null || true
 	read -r rss pss <"$peakf"

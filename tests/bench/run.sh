@@ -551,6 +551,15 @@ run_dovecot_parts() {
 # (f): edgemail-submit with DKIM signing (the demo domain's key from
 # stack.sh init) relaying to a null smarthost; the demo user's
 # credentials; one recipient on a far domain per message.
+# submit_slice PART SIZE CONC PORT: the (f) load, the same for
+# edgemail-submit and for Postfix: the demo user, one far recipient.
+submit_slice() {
+	slice submit "$1" "$2" "$3" "$(warmup_for "$2" "$3")" "$SECS_F" \
+	    --server "127.0.0.1:$4" --ca "$RUN/tls/ca.pem" \
+	    --keys-file "$RUN/demo.password" --from "demo@$DOMAIN" \
+	    --rcpts 1 --mailboxes 1 --user rcpt --domain far.test
+}
+
 run_submit_part() {
 	relay_pw=$(openssl rand -hex 12)
 	(umask 077 && printf '[127.0.0.1]:%s benchrelay:%s\n' "$SH_PORT" \
@@ -583,12 +592,7 @@ run_submit_part() {
 	for size in 10k 1m; do
 		for conc in 1 8 32; do
 			rss_peak "$SUBMIT_PID" >/dev/null
-			slice submit f $size $conc "$(warmup_for $size $conc)" \
-			    "$SECS_F" --server "127.0.0.1:$SUBMIT_PORT" \
-			    --ca "$RUN/tls/ca.pem" \
-			    --keys-file "$RUN/demo.password" \
-			    --from "demo@$DOMAIN" --rcpts 1 --mailboxes 1 \
-			    --user rcpt --domain far.test
+			submit_slice f $size $conc "$SUBMIT_PORT"
 			result f $size $conc "$(rss_peak "$SUBMIT_PID")"
 		done
 	done
