@@ -38,7 +38,8 @@ int	addr_parse(const char *s, size_t len, int flags, struct addr *a,
 /* "local@domain" ("" for the null path) into out; -1 if it does not fit. */
 int	addr_format(const struct addr *a, char *out, size_t outsz);
 int	addr_is_null(const struct addr *a);
-/* The local part lower-cased and without a +detail suffix, for lookups. */
+/* "local@domain" for lookups: the local part lower-cased and without a
+ * +detail suffix (quoted local parts keep theirs). */
 void	addr_lookup_key(const struct addr *a, char *out, size_t outsz);
 
 #endif

@@ -189,20 +189,20 @@ owner_owns(struct owner *o, const char *user, const struct addr *a)
 {
 	const struct dir *d;
 	struct dir_expansion x;
-	char key[ADDR_LOCAL_MAX * 2 + 3];
-	char full[ADDR_LOCAL_MAX * 2 + 3 + ADDR_DOMAIN_MAX + 2];
+	char key[ADDR_PATH_MAX + 1], full[ADDR_PATH_MAX + 1];
 	size_t i;
 	int owns = 0;
 
 	if (addr_is_null(a))
 		return 0;
+	/* key: local@domain, lower-cased, without +detail. */
 	addr_lookup_key(a, key, sizeof(key));
-	snprintf(full, sizeof(full), "%s@%s", key, a->domain);
-	if (strcasecmp(full, user) == 0)
+	if (strcasecmp(key, user) == 0)
 		return 1;
+	/* A distribution list gives its members no right to send as it. */
 	d = rdlock(o);
 	if (in_use(d) && dir_is_local_domain(d, a->domain) &&
-	    dir_group_get(d, full) == NULL) {
+	    dir_group_get(d, key) == NULL) {
 		addr_format(a, full, sizeof(full));
 		memset(&x, 0, sizeof(x));
 		if (dir_expand(d, full, OWNER_MAX_TARGETS, 1, &x) == 0 &&

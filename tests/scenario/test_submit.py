@@ -36,6 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PW = "submit-pass-123"
 BOB = "bob@example.test"
 SUS = "sus@example.test"
+GROUP = "team@example.test"
 ALIAS = "sales@example.test"
 FORWARD = "fwd@example.test"
 ARCHIVE = "archive@example.test"
@@ -142,6 +143,8 @@ def setup():
         with open(st.path("directory", "aliases"), "a") as f:
             f.write("%s demo@example.test\n" % ALIAS)
             f.write("%s outside@far.test\n" % FORWARD)
+        with open(st.path("directory", "groups"), "a") as f:
+            f.write("%s demo@example.test, %s\n" % (GROUP, BOB))
         # Archiving on for the domain (lib/directory.h: archive=MAILBOX).
         with open(st.path("directory", "domains")) as f:
             lines = f.read().splitlines()
@@ -476,10 +479,23 @@ def local_alias_forwarding_outside_goes_through_the_smarthost(c):
 
 
 @test
+def own_address_with_detail_may_be_the_sender(c):
+    s = demo(c)
+    try:
+        for frm in ("demo+lists@example.test", "Demo@Example.TEST"):
+            code, text = s.docmd("MAIL", "FROM:<%s>" % frm)
+            eq(code, 250, "MAIL FROM:<%s> (%r)" % (frm, text))
+            s.rset()
+    finally:
+        quit_(s)
+
+
+@test
 def foreign_envelope_sender_gives_553(c):
     s = demo(c)
     try:
-        for frm in (BOB, "someone@far.test", "demo@far.test"):
+        # A group (distribution list) demo is a member of is not demo's.
+        for frm in (BOB, "someone@far.test", "demo@far.test", GROUP):
             code, text = s.docmd("MAIL", "FROM:<%s>" % frm)
             eq(code, 553, "MAIL FROM:<%s> (%r)" % (frm, text))
             check(text.startswith(b"5.7.1"), "5.7.1: %r" % text)
@@ -502,6 +518,9 @@ def foreign_from_header_gives_553_and_nothing_is_sent(c):
         expect_code(lambda: s.sendmail(
             c.st.demo_user, [BOB],
             msg("demo@example.test, Boss <boss@far.test>", BOB, subj)),
+            553, "5.7.1")
+        expect_code(lambda: s.sendmail(
+            c.st.demo_user, [BOB], msg("Team <%s>" % GROUP, BOB, subj)),
             553, "5.7.1")
         expect_code(lambda: s.sendmail(
             c.st.demo_user, [BOB],
