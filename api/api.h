@@ -145,11 +145,15 @@ struct outcome {
 
 /* directory.c: deliver to envelope recipients through the directory
  * (refusals, aliases, groups, archive) in one LMTP transaction; one
- * reply per recipient in replies. */
+ * reply per recipient in replies.  id names the attempt in the log;
+ * delivery_id is the message's X-Edgemail-Delivery-Id, the same for
+ * every attempt and every retry of one message (a forward is committed
+ * once per delivery_id and recipient). */
 struct lmtp_msg;
 void	api_deliver_rcpts(struct api *api, const char *id,
-	    const char *mail_from, const char *const *rcpts, size_t n,
-	    const struct lmtp_msg *m, struct reply *replies);
+	    const char *delivery_id, const char *mail_from,
+	    const char *const *rcpts, size_t n, const struct lmtp_msg *m,
+	    struct reply *replies);
 /* Remove forward markers older than two weeks. */
 void	api_forward_sweep(struct api *api);
 

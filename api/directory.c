@@ -14,9 +14,13 @@
  * sender rewritten by SRS, and edgemail-submit sends them through the
  * smarthost.  Committing is the forward's "delivery": a failure to commit
  * is TEMP for that recipient, never a reason to lose the local copies.
- * A marker per (message, recipient) under spool_dir/forwarded/ makes a
- * retry of the same message never forward twice.  A bounce that comes
- * back to one of our SRS addresses is forwarded to the original sender.
+ * The forward's id in the relay's spool is made from (delivery id,
+ * recipient), so every retry of one message, from the queue or from a
+ * client that sends the request again with its Idempotency-Key, names
+ * the same forward: one that is still queued is not queued again
+ * (SPOOL_EXISTS), and a marker under spool_dir/forwarded/ remembers the
+ * ones the relay has sent already.  A bounce that comes back to one of
+ * our SRS addresses is forwarded to the original sender.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -46,25 +50,47 @@ domain_of(const char *addr)
 	return at ? at + 1 : "";
 }
 
+/* The marker that says fid was committed; durable, so that a power
+ * loss cannot make a retry forward again what the relay sent. */
+static void
+forward_mark(struct api *api, const char *fid, const char *marker)
+{
+	char dir[PATH_MAX];
+	int fd;
+
+	if ((fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		log_warnx("event=forward_marker_failed fid=%s err=\"%s\"", fid,
+		    strerror(errno));
+		return;
+	}
+	close(fd);
+	snprintf(dir, sizeof(dir), "%s/forwarded", api->spool_dir);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
 /*
  * Commit one forward: the message, from `sender` rewritten by SRS into
- * the domain of `rcpt`, to `targets`.  Idempotent per (id, rcpt).
+ * the domain of `rcpt`, to `targets`.  Idempotent per (delivery_id,
+ * rcpt).
  */
 static void
-forward(struct api *api, const char *id, const char *rcpt,
-    const char *mail_from, const char *const *targets, size_t n,
-    const struct lmtp_msg *m, int rewrite, struct reply *r)
+forward(struct api *api, const char *id, const char *delivery_id,
+    const char *rcpt, const char *mail_from, const char *const *targets,
+    size_t n, const struct lmtp_msg *m, int rewrite, struct reply *r)
 {
-	char fid[SIG_HEX_LEN + 1], key[ADDR_PATH_MAX * 2 + 40];
+	char fid[SIG_HEX_LEN + 1], key[ADDR_PATH_MAX * 2 + 80];
 	char marker[PATH_MAX], sender[ADDR_PATH_MAX + 1];
-	int fd;
+	int rc;
 
 	if (api->outbound == NULL) {
 		reply_set(r, 451, "4.3.0", "forwarding is not available "
 		    "(outbound_spool_dir)");
 		return;
 	}
-	snprintf(key, sizeof(key), "%s\n%s", id, rcpt);
+	snprintf(key, sizeof(key), "%s\n%s", delivery_id, rcpt);
 	idem_key_hash(key, fid);
 	fid[32] = '\0';
 	snprintf(marker, sizeof(marker), "%s/forwarded/%s", api->spool_dir, fid);
@@ -80,14 +106,19 @@ forward(struct api *api, const char *id, const char *rcpt,
 		sender[0] = '\0';
 	} else if (!rewrite)
 		snprintf(sender, sizeof(sender), "%s", mail_from);
-	if (spool_commit(api->outbound, fid, sender, targets, n, NULL, NULL, 0,
-	    m, r) != 0) {
+	rc = spool_commit(api->outbound, fid, sender, targets, n, NULL, NULL,
+	    0, m, r);
+	if (rc == SPOOL_EXISTS) {
+		forward_mark(api, fid, marker);
+		reply_set(r, 250, "2.1.5", "forwarded before (%s)", fid);
+		return;
+	}
+	if (rc != 0) {
 		log_warnx("id=%s event=forward_failed rcpt=%s code=%d text=\"%s\"",
 		    id, rcpt, r->code, r->text);
 		return;
 	}
-	if ((fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
-		close(fd);
+	forward_mark(api, fid, marker);
 	log_info("id=%s event=forwarded rcpt=%s targets=%zu outbound_id=%s "
 	    "sender=%s", id, rcpt, n, fid, sender[0] ? sender : "<>");
 	reply_set(r, 250, "2.1.5", "forwarded to %zu outside address%s "
@@ -96,8 +127,8 @@ forward(struct api *api, const char *id, const char *rcpt,
 
 /* Forwards of every recipient of the plan; fr[j] for p->forwards[j]. */
 static void
-forward_plan(struct api *api, const char *id, const char *mail_from,
-    const char *const *rcpts, const struct dir_plan *p,
+forward_plan(struct api *api, const char *id, const char *delivery_id,
+    const char *mail_from, const char *const *rcpts, const struct dir_plan *p,
     const struct lmtp_msg *m, struct reply *fr)
 {
 	const char **targets;
@@ -126,7 +157,8 @@ forward_plan(struct api *api, const char *id, const char *mail_from,
 			}
 		if (n == 0)
 			continue;
-		forward(api, id, rcpts[i], mail_from, targets, n, m, 1, &r);
+		forward(api, id, delivery_id, rcpts[i], mail_from, targets, n, m,
+		    1, &r);
 		for (j = 0; j < n; j++)
 			fr[idx[j]] = r;
 	}
@@ -137,9 +169,9 @@ out:
 }
 
 void
-api_deliver_rcpts(struct api *api, const char *id, const char *mail_from,
-    const char *const *rcpts, size_t n, const struct lmtp_msg *m,
-    struct reply *replies)
+api_deliver_rcpts(struct api *api, const char *id, const char *delivery_id,
+    const char *mail_from, const char *const *rcpts, size_t n,
+    const struct lmtp_msg *m, struct reply *replies)
 {
 	struct dir_plan p;
 	struct reply *lr, *fr = NULL, *sub_r;
@@ -163,8 +195,8 @@ api_deliver_rcpts(struct api *api, const char *id, const char *mail_from,
 		    sizeof(orig)) == 0) {
 			const char *t = orig;
 
-			forward(api, id, rcpts[i], mail_from, &t, 1, m, 0,
-			    &replies[i]);
+			forward(api, id, delivery_id, rcpts[i], mail_from, &t, 1,
+			    m, 0, &replies[i]);
 			continue;
 		}
 		map[nsub] = i;
@@ -188,7 +220,7 @@ api_deliver_rcpts(struct api *api, const char *id, const char *mail_from,
 		lmtp_pool_send(api->lmtp, mail_from, (const char *const *)p.lmtp,
 		    p.nlmtp, m, lr);
 	if (p.nforward > 0)
-		forward_plan(api, id, mail_from, sub, &p, m, fr);
+		forward_plan(api, id, delivery_id, mail_from, sub, &p, m, fr);
 	for (i = p.nlmtp - p.narchive; i < p.nlmtp; i++) {
 		char q[320];
 

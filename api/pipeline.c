@@ -209,7 +209,10 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		buf_free(&prefix);
 		free(rcpts);
 		free(replies);
-		outcome_set(out, 413, "too_large", "header section too large");
+		/* Its room was sized from the limits the header section
+		 * passed already: out of memory, worth a retry. */
+		outcome_set(out, 503, "unavailable", "out of memory");
+		out->retry_after = 5;
 		return;
 	}
 	memset(&m, 0, sizeof(m));
@@ -230,8 +233,8 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 	for (i = 0; i < env->nrcpt; i++)
 		rcpts[i] = env->rcpts[i].addr;
 
-	api_deliver_rcpts(api, req_id, env->mail_from, rcpts, env->nrcpt, &m,
-	    replies);
+	api_deliver_rcpts(api, req_id, delivery_id, env->mail_from, rcpts,
+	    env->nrcpt, &m, replies);
 	crashpoint("after_lmtp");
 
 	for (i = 0; i < env->nrcpt; i++) {

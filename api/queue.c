@@ -7,8 +7,10 @@
  * live requests, journals every outcome, backs off exponentially with
  * jitter up to `queue_retry_max`, and after `max_queue_lifetime` gives up.
  * A recipient that failed for good is reported to the sender with a DSN
- * (RFC 3464) delivered by LMTP (null sender, so it can never loop); a
- * message whose recipients are all final is removed.  Held messages are
+ * (RFC 3464, null sender, so it can never loop): delivered by LMTP when
+ * the sender is in one of our domains, else committed to the relay's
+ * outbound spool, which sends it out; a message whose recipients are all
+ * final is removed.  Held messages are
  * left alone.  The runner also sweeps expired idempotency records.
  */
 #include <pthread.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "lib/directory.h"
 #include "lib/hdr.h"
 #include "lib/log.h"
 #include "lib/spool.h"
@@ -59,33 +62,80 @@ queue_kick(void)
 	pthread_mutex_unlock(&runner_lock);
 }
 
+/* The header section of a queued message (at most 64 KiB of it). */
+static void
+queued_header(const struct spool_msg *m, struct buf *hdr)
+{
+	size_t hlen = m->msg_len > 64 * 1024 ? 64 * 1024 : (size_t)m->msg_len;
+	char *orig;
+	ssize_t n;
+
+	buf_init(hdr, 64 * 1024 + 1);
+	if ((orig = malloc(hlen + 1)) != NULL &&
+	    (n = pread(m->fd, orig, hlen, m->msg_off)) > 0)
+		buf_append(hdr, orig, hdr_section_end(orig, (size_t)n));
+	free(orig);
+}
+
+/* The X-Edgemail-Delivery-Id the pipeline put on a queued message: the
+ * same for every retry (api_deliver_rcpts keys forwards on it). */
+static void
+queued_delivery_id(const struct spool_msg *m, char *out, size_t outsz)
+{
+	struct buf hdr, v;
+	size_t a, e;
+
+	queued_header(m, &hdr);
+	buf_init(&v, 256);
+	snprintf(out, outsz, "%s", m->id);
+	if (hdr.data != NULL &&
+	    hdr_find(hdr.data, hdr.len, "X-Edgemail-Delivery-Id", &v) == 1 &&
+	    v.data != NULL) {
+		for (a = 0; a < v.len && (v.data[a] == ' ' || v.data[a] == '\t');
+		    a++)
+			;
+		for (e = v.len; e > a && (v.data[e - 1] == ' ' ||
+		    v.data[e - 1] == '\t' || v.data[e - 1] == '\r' ||
+		    v.data[e - 1] == '\n'); e--)
+			;
+		if (e > a && e - a < outsz)
+			snprintf(out, outsz, "%.*s", (int)(e - a), v.data + a);
+	}
+	buf_free(&v);
+	buf_free(&hdr);
+}
+
+/* Is the sender of m in one of our domains (its DSN stays inside)? */
+static int
+sender_is_local(const struct spool_msg *m)
+{
+	const char *at = strrchr(m->mail_from, '@');
+
+	return at != NULL && api->dir != NULL && directory_in_use(api->dir) &&
+	    directory_is_local_domain(api->dir, at + 1);
+}
+
 /* Build and deliver a DSN for the failed recipients of m. 0: done (or no
  * DSN possible), -1: try again later. */
 static int
 send_dsn(struct spool_msg *m)
 {
 	struct buf b, hdr;
-	char date[64], *orig = NULL;
+	char date[64], dsn_id[SPOOL_ID_MAX + 1];
 	struct tm tm;
 	time_t now = time(NULL);
-	size_t i, hlen;
+	size_t i, nbounced = 0;
 	struct reply r;
 	struct lmtp_msg lm;
 	const char *rcpt = m->mail_from;
-	ssize_t n;
-	int rc = 0;
+	int rc = 0, src;
 
 	if (m->mail_from[0] == '\0')
 		return 0;	/* null sender: never bounce a bounce */
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	/* The original header section, for text/rfc822-headers. */
-	hlen = m->msg_len > 64 * 1024 ? 64 * 1024 : (size_t)m->msg_len;
-	buf_init(&hdr, 64 * 1024 + 1);
-	if ((orig = malloc(hlen + 1)) != NULL &&
-	    (n = pread(m->fd, orig, hlen, m->msg_off)) > 0)
-		buf_append(&hdr, orig, hdr_section_end(orig, (size_t)n));
-	free(orig);
+	queued_header(m, &hdr);
 
 	buf_init(&b, 256 * 1024);
 	buf_printf(&b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
@@ -129,7 +179,21 @@ send_dsn(struct spool_msg *m)
 	lm.fd = -1;
 	lm.mem = b.data;
 	lm.mem_len = b.len;
-	api_deliver_rcpts(api, m->id, "", &rcpt, 1, &lm, &r);
+	/* One id per DSN of this message (the recipients bounced before it
+	 * count), so that a DSN committed just before a crash is not sent
+	 * twice, and a later one for other recipients is still sent. */
+	for (i = 0; i < m->nrcpt; i++)
+		nbounced += m->rcpts[i].state == SPOOL_BOUNCED;
+	snprintf(dsn_id, sizeof(dsn_id), "%.20s-dsn%zu", m->id, nbounced);
+	if (sender_is_local(m))
+		api_deliver_rcpts(api, m->id, dsn_id, "", &rcpt, 1, &lm, &r);
+	else if (api->outbound == NULL)
+		reply_set(&r, 451, "4.3.0", "no outbound spool "
+		    "(outbound_spool_dir) for a DSN to an outside sender");
+	else if ((src = spool_commit(api->outbound, dsn_id, "", &rcpt, 1, NULL,
+	    NULL, 0, &lm, &r)) == 0 || src == SPOOL_EXISTS)
+		reply_set(&r, 250, "2.0.0", "DSN queued for the relay as %s",
+		    dsn_id);
 	if (r.cls == REPLY_TEMP)
 		rc = -1;
 	log_info("id=%s event=dsn to=%s class=%s code=%d", m->id, m->mail_from,
@@ -166,10 +230,14 @@ run_message(const char *id, int64_t now)
 			rcpts[n++] = m.rcpts[i].addr;
 		}
 	if (n > 0) {
+		char delivery_id[65];
+
 		spool_msg_source(&m, &lm);
+		queued_delivery_id(&m, delivery_id, sizeof(delivery_id));
 		/* Through the directory, like a live request: aliases and
 		 * groups expand, suspended mailboxes are refused. */
-		api_deliver_rcpts(api, m.id, m.mail_from, rcpts, n, &lm, replies);
+		api_deliver_rcpts(api, m.id, delivery_id, m.mail_from, rcpts, n,
+		    &lm, replies);
 	}
 	for (i = 0; i < n; i++) {
 		struct spool_rcpt *sr = &m.rcpts[idx[i]];

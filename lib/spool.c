@@ -2,12 +2,21 @@
  * spool.c - the durable queue (see spool.h for the file format).
  *
  * Durability argument, in the order things happen in spool_commit():
- *   1. write envelope + message to tmp/ID (a crash leaves a tmp file that
- *      spool_open() removes: the message was never acknowledged);
+ *   1. write envelope + message to tmp/ID.RANDOM (a crash leaves a tmp
+ *      file that spool_open() removes: the message was never
+ *      acknowledged; the random suffix keeps a writer killed half-way
+ *      from blocking the next attempt with the same id);
  *   2. fsync the file (its data is on disk);
- *   3. rename tmp/ID -> queue/ID (atomic: the name appears complete);
- *   4. fsync queue/ (the rename itself is on disk).
+ *   3. link it as queue/ID (atomic: the name appears complete, and an
+ *      existing queue/ID is never replaced: SPOOL_EXISTS), then unlink
+ *      the tmp name;
+ *   4. fsync queue/ (the new name itself is on disk).
  * Two fsyncs per committed message; one fdatasync per journal record.
+ *
+ * The journal is appended after the message.  A record torn by a crash
+ * (no newline yet, or a zero-filled block after a power loss) is cut off
+ * when the file is next loaded, and an append that fails half-way is
+ * cut back at once, so the next record never continues a broken one.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -234,8 +244,9 @@ spool_commit(struct spool *s, const char *id, const char *mail_from,
 	struct buf hdr, jr;
 	off_t msg_len;
 	size_t i;
-	int fd = -1, saved;
+	int fd = -1, saved, rc = -1;
 	uint64_t total;
+	uint32_t rnd;
 
 	if (!id_valid(id)) {
 		reply_set(r, 451, "4.3.0", "bad spool id");
@@ -277,7 +288,9 @@ spool_commit(struct spool *s, const char *id, const char *mail_from,
 	s->bytes += total;	/* reserve; given back on failure */
 	pthread_mutex_unlock(&s->lock);
 
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", s->dir, id);
+	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%08x", s->dir, id, rnd);
 	snprintf(dst, sizeof(dst), "%s/queue/%s", s->dir, id);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
 	    io_write_all(fd, hdr.data, hdr.len) != 0 || copy_source(fd, m) != 0 ||
@@ -293,9 +306,23 @@ spool_commit(struct spool *s, const char *id, const char *mail_from,
 		goto unreserve;
 	}
 	fd = -1;
-	if (rename(tmp, dst) != 0 || fsync(s->queue_fd) != 0) {
+	/* link, not rename: rename would replace a queued message that
+	 * has the same id, after both were acknowledged. */
+	if (link(tmp, dst) != 0) {
 		saved = errno;
 		unlink(tmp);
+		if (saved == EEXIST) {
+			reply_set(r, 451, "4.3.0", "spool id %s is queued already",
+			    id);
+			rc = SPOOL_EXISTS;
+		} else
+			reply_set(r, 451, "4.3.0", "cannot commit to the spool: "
+			    "%s", strerror(saved));
+		goto unreserve;
+	}
+	unlink(tmp);
+	if (fsync(s->queue_fd) != 0) {
+		saved = errno;
 		unlink(dst);
 		reply_set(r, 451, "4.3.0", "cannot commit to the spool: %s",
 		    strerror(saved));
@@ -313,7 +340,7 @@ fail:
 	buf_free(&hdr);
 	buf_free(&jr);
 	r->cls = REPLY_TEMP;
-	return -1;
+	return rc;
 }
 
 static int
@@ -391,6 +418,11 @@ journal_apply(struct spool_msg *m, char *line)
 
 	if (sscanf(line, "H %d", &hold) == 1) {
 		m->hold = hold != 0;
+		return;
+	}
+	if (sscanf(line, "F %llu", &idx) == 1) {
+		if (idx < m->nrcpt)
+			m->rcpts[idx].forwarded = 1;
 		return;
 	}
 	if (sscanf(line, "R %llu %15s %d %lld %d %15s %n", &idx, state,
@@ -481,9 +513,27 @@ spool_load(struct spool *s, const char *id, struct spool_msg *m)
 			goto fail;
 		}
 		j[n] = '\0';
-		for (line = j; (p = strchr(line, '\n')) != NULL; line = p + 1) {
+		for (line = j; (p = memchr(line, '\n', (size_t)(j + n - line)))
+		    != NULL; line = p + 1) {
+			char *z = memrchr(line, '\0', (size_t)(p - line));
+
 			*p = '\0';
-			journal_apply(m, line);
+			/* Zeros before a record were a block zero-filled by
+			 * a crash: the record starts after them. */
+			journal_apply(m, z != NULL ? z + 1 : line);
+		}
+		/* A torn last record: cut it off before anything is
+		 * appended after it. */
+		if (line < j + n) {
+			off_t good = m->msg_off + size + (off_t)(line - j);
+
+			log_warnx("id=%s event=spool_torn_journal bytes=%zd",
+			    m->id, (ssize_t)(j + n - line));
+			if (ftruncate(m->fd, good) != 0 || fdatasync(m->fd) != 0) {
+				free(j);
+				goto fail;
+			}
+			m->file_len = good;
 		}
 		free(j);
 	}
@@ -505,13 +555,18 @@ spool_msg_source(const struct spool_msg *m, struct lmtp_msg *out)
 }
 
 static int
-journal_append(struct spool *s, struct spool_msg *m, const struct buf *b)
+journal_append(struct spool *s, struct spool_msg *m, const char *p, size_t n)
 {
-	if (io_write_all(m->fd, b->data, b->len) != 0 || fdatasync(m->fd) != 0)
+	if (io_write_all(m->fd, p, n) != 0 || fdatasync(m->fd) != 0) {
+		/* Cut a half-written record off, so the next one starts on
+		 * a line of its own (load cuts it too, if this fails). */
+		if (ftruncate(m->fd, m->file_len) == 0)
+			(void)fdatasync(m->fd);
 		return -1;
-	m->file_len += (off_t)b->len;
+	}
+	m->file_len += (off_t)n;
 	pthread_mutex_lock(&s->lock);
-	s->bytes += b->len;
+	s->bytes += n;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -526,7 +581,7 @@ spool_record(struct spool *s, struct spool_msg *m, size_t i)
 		return -1;
 	buf_init(&b, 4096);
 	journal_line(&b, &m->rcpts[i], i);
-	rc = journal_append(s, m, &b);
+	rc = b.failed ? -1 : journal_append(s, m, b.data, b.len);
 	buf_free(&b);
 	return rc;
 }
@@ -534,15 +589,24 @@ spool_record(struct spool *s, struct spool_msg *m, size_t i)
 int
 spool_set_hold(struct spool *s, struct spool_msg *m, int hold)
 {
-	struct buf b;
-	int rc;
+	int rc = journal_append(s, m, hold ? "H 1\n" : "H 0\n", 4);
 
-	buf_init(&b, 64);
-	buf_printf(&b, "H %d\n", hold ? 1 : 0);
-	rc = journal_append(s, m, &b);
-	buf_free(&b);
 	if (rc == 0)
 		m->hold = hold != 0;
+	return rc;
+}
+
+int
+spool_set_forwarded(struct spool *s, struct spool_msg *m, size_t i)
+{
+	char line[32];
+	int rc;
+
+	if (i >= m->nrcpt)
+		return -1;
+	snprintf(line, sizeof(line), "F %zu\n", i);
+	if ((rc = journal_append(s, m, line, strlen(line))) == 0)
+		m->rcpts[i].forwarded = 1;
 	return rc;
 }
 

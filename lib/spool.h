@@ -3,7 +3,7 @@
  *
  * A message file holds a small text envelope, the message itself (CRLF
  * line ends) and, after it, an append-only journal of per-recipient
- * outcomes.  spool_commit() writes the file under tmp/, fsyncs it, renames
+ * outcomes.  spool_commit() writes the file under tmp/, fsyncs it, links
  * it into queue/ and fsyncs the directory: only after it returns 0 may a
  * program answer 2xx/250.  Journal records are appended and fdatasync'ed;
  * reading the file replays them, so a crash at any instant leaves either
@@ -21,6 +21,8 @@
  *   R 0 done 1 0 250 2.0.0 Saved            (journal: rcpt index, state,
  *   R 1 pending 1 1796292400 451 4.2.0 ...    attempts, next try, reply)
  *   H 1                                      (held / released)
+ *   F 0                                      (rcpt 0's forwards to
+ *                                             outside addresses queued)
  *
  * Thread-safe for distinct messages; a message is worked on by one thread
  * at a time (the caller's queue runner guarantees that).
@@ -52,6 +54,7 @@ struct spool_rcpt {
 	int	 attempts;
 	int64_t	 next_try;	/* unix seconds; 0 = now */
 	struct reply last;	/* latest outcome */
+	int	 forwarded;	/* its forwards are queued (never again) */
 };
 
 struct spool_msg {
@@ -85,8 +88,10 @@ void	spool_close(struct spool **sp);
  * states is given (then states[i]/replies[i] are journalled at once, e.g.
  * recipients already delivered; PENDING ones then wait until next_try).
  * On failure: -1 and a TEMP reply
- * (disk full, fsync failure, spool_max_bytes reached).
+ * (disk full, fsync failure, spool_max_bytes reached), or SPOOL_EXISTS
+ * when a message with this id is queued already (it is left as it was).
  */
+#define SPOOL_EXISTS	(-2)
 int	spool_commit(struct spool *s, const char *id, const char *mail_from,
 	    const char *const *rcpts, size_t nrcpt,
 	    const enum spool_state *states, const struct reply *replies,
@@ -103,6 +108,8 @@ void	spool_msg_source(const struct spool_msg *m, struct lmtp_msg *out);
 /* Journal rcpt i's current state; fdatasync. */
 int	spool_record(struct spool *s, struct spool_msg *m, size_t i);
 int	spool_set_hold(struct spool *s, struct spool_msg *m, int hold);
+/* Journal that rcpt i's forwards are queued; fdatasync. */
+int	spool_set_forwarded(struct spool *s, struct spool_msg *m, size_t i);
 /* Delete a message (all recipients final). */
 int	spool_remove(struct spool *s, const char *id);
 /* Bytes currently queued. */

@@ -70,14 +70,16 @@ static long long nactive;
 void
 submit_new_id(char *out)
 {
-	unsigned char r[4];
+	unsigned char r[8];
 	uint32_t t = (uint32_t)time(NULL);
 
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
 		fatalx("getrandom failed");
-	/* Time first: spool_list() order is arrival order. */
-	snprintf(out, SUBMIT_ID_LEN + 1, "%08x%02x%02x%02x%02x", t, r[0], r[1],
-	    r[2], r[3]);
+	/* Time first: spool_list() order is arrival order.  64 random bits
+	 * after it: ids of one second never meet (and if they did, the
+	 * spool would refuse the second, never replace the first). */
+	snprintf(out, SUBMIT_ID_LEN + 1, "%08x", t);
+	hex_encode(r, sizeof(r), out + 8);
 }
 
 void

@@ -304,9 +304,11 @@ queue_commit(struct queue *q, const char *id, const char *mail_from,
 		m.mem = body;
 		m.mem_len = body_len;
 	}
-	if (spool_commit(q->sv->spool, id, mail_from, rcpts, nrcpt, NULL, NULL,
-	    0, &m, r) != 0)
-		return -1;
+	int rc;
+
+	if ((rc = spool_commit(q->sv->spool, id, mail_from, rcpts, nrcpt, NULL,
+	    NULL, 0, &m, r)) != 0)
+		return rc;
 	queue_kick(q, id);
 	return 0;
 }
@@ -360,6 +362,35 @@ read_header(const struct spool_msg *m, struct buf *out)
 }
 
 /*
+ * Queue the forwards of recipient i of m (outside targets of an alias)
+ * once: retries of m (a mailbox of the same alias said 4xx) must not
+ * send them again.  The forward's id is made from m's id and i, so a
+ * crash between the commit and the journal record finds it queued
+ * (SPOOL_EXISTS) instead of queueing a second copy.
+ */
+static void
+forward_once(struct queue *q, struct spool_msg *m, size_t i,
+    char *const *fwd, size_t nfwd, struct reply *out)
+{
+	char fid[SPOOL_ID_MAX + 1];
+	struct lmtp_msg src;
+	int rc;
+
+	snprintf(fid, sizeof(fid), "%.24s-f%zu", m->id, i);
+	spool_msg_source(m, &src);
+	rc = queue_commit(q, fid, m->mail_from, (const char *const *)fwd, nfwd,
+	    NULL, 0, NULL, 0, src.fd, src.off, src.len, out);
+	if (rc != 0 && rc != SPOOL_EXISTS)
+		return;
+	reply_set(out, 250, "2.1.5", "Forwarded");
+	if (spool_set_forwarded(q->sv->spool, m, i) != 0)
+		log_warnx("id=%s event=journal_failed rcpt=%s (forward %s "
+		    "is queued)", m->id, m->rcpts[i].addr, fid);
+	log_info("id=%s event=forward rcpt=%s new_id=%s nforward=%zu%s", m->id,
+	    m->rcpts[i].addr, fid, nfwd, rc == SPOOL_EXISTS ? " before=1" : "");
+}
+
+/*
  * LMTP for the recipients in `idx` (all in our domains): expand each,
  * deliver the union of mailboxes in one transaction, queue forwards.
  */
@@ -374,6 +405,7 @@ deliver_local(struct queue *q, struct spool_msg *m, const size_t *idx,
 	struct lmtp_msg lm;
 	char prefix[128];
 	size_t i, j, k, nall = 0, cap = 0;
+	int oom = 0;
 
 	if (mbox == NULL || nmbox == NULL) {
 		for (i = 0; i < n; i++)
@@ -392,17 +424,9 @@ deliver_local(struct queue *q, struct spool_msg *m, const size_t *idx,
 			continue;
 		}
 		reply_set(&out[i], 250, "2.1.5", "Forwarded");
+		if (nfwd > 0 && !m->rcpts[idx[i]].forwarded)
+			forward_once(q, m, idx[i], fwd, nfwd, &out[i]);
 		if (nfwd > 0) {
-			char fid[SUBMIT_ID_LEN + 1];
-			struct lmtp_msg src;
-
-			submit_new_id(fid);
-			spool_msg_source(m, &src);
-			if (queue_commit(q, fid, m->mail_from,
-			    (const char *const *)fwd, nfwd, NULL, 0, NULL, 0,
-			    src.fd, src.off, src.len, &out[i]) == 0)
-				log_info("id=%s event=forward rcpt=%s new_id=%s "
-				    "nforward=%zu", m->id, addr, fid, nfwd);
 			owner_strings_free(fwd, nfwd);
 			if (out[i].cls != REPLY_OK) {
 				owner_strings_free(mbox[i], nmbox[i]);
@@ -422,22 +446,25 @@ deliver_local(struct queue *q, struct spool_msg *m, const size_t *idx,
 				const char **p = reallocarray(all, ncap,
 				    sizeof(*p));
 
-				if (p == NULL)
+				if (p == NULL) {
+					oom = 1;
 					break;
+				}
 				all = p;
 				cap = ncap;
 			}
 			all[nall++] = mbox[i][j];
 		}
 	}
+	/* Every mailbox in the transaction, or none: a recipient whose
+	 * mailboxes did not all make it in must not look delivered. */
+	if (oom || (nall > 0 && (rep = calloc(nall, sizeof(*rep))) == NULL)) {
+		for (i = 0; i < n; i++)
+			if (nmbox[i] > 0)
+				reply_set(&out[i], 451, "4.3.0", "Out of memory");
+		goto done;
+	}
 	if (nall > 0) {
-		if ((rep = calloc(nall, sizeof(*rep))) == NULL) {
-			for (i = 0; i < n; i++)
-				if (nmbox[i] > 0)
-					reply_set(&out[i], 451, "4.3.0",
-					    "Out of memory");
-			goto done;
-		}
 		spool_msg_source(m, &lm);
 		snprintf(prefix, sizeof(prefix), "X-Edgemail-Delivery-Id: %s\r\n",
 		    m->id);
@@ -558,9 +585,12 @@ bounce(struct queue *q, struct spool_msg *m)
 
 		/* Into the sender's own mailbox. */
 		if (owner_expand(q->sv->owner, to, &mb, &nmb, &fw, &nfw, &r) != 0) {
-			log_info("id=%s event=bounce_dropped to=%s why=\"%s\"",
-			    m->id, to, r.text);
-			rc = 0;
+			/* A sender that is no more: dropped; out of
+			 * memory: tried again. */
+			log_info("id=%s event=bounce_%s to=%s why=\"%s\"", m->id,
+			    r.cls == REPLY_TEMP ? "deferred" : "dropped", to,
+			    r.text);
+			rc = r.cls == REPLY_TEMP ? -1 : 0;
 			goto out;
 		}
 		owner_strings_free(fw, nfw);

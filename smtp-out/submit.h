@@ -54,7 +54,7 @@ struct scanner;
 #define SUBMIT_AUTH_LINE_MAX	16384	/* a SASL response line */
 #define SUBMIT_ERRORS_MAX	20	/* refused commands before 421 */
 #define SUBMIT_RCPTS_HARD	1000	/* submit_max_recipients is capped here */
-#define SUBMIT_ID_LEN		16
+#define SUBMIT_ID_LEN		24
 
 struct submit {
 	struct conf *conf;

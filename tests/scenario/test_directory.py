@@ -330,6 +330,36 @@ def forwards_go_to_the_outbound_spool_with_the_local_copy(c):
               "the forward is logged")
 
 
+@test
+def a_retried_request_forwards_once(c):
+    """queueing = no: Dovecot down gives 503 after the forward was
+    committed; the client's retry (same Idempotency-Key, new request id)
+    must find that forward, not queue a second one."""
+    must(c, "alias", "add", "both2@" + D, c.alice, "someone2@far.test")
+    body = msg("fwd-idem")
+    c.st.stop_api()
+    c.st.start_api({"queueing": "no"})
+    try:
+        c.st.stop_dovecot()
+        try:
+            code, j, _ = c.st.post(body, ["both2@" + D], idem="retry-fwd-1")
+            eq(code, 503, "Dovecot down, no queueing %r" % (j,))
+        finally:
+            c.st.start_dovecot()
+        code, j, _ = c.st.post(body, ["both2@" + D], idem="retry-fwd-1")
+        eq(code, 200, "the retry %r" % (j,))
+    finally:
+        c.st.stop_api()
+        c.st.start_api()
+    d = c.st.path("outbound", "queue")
+    fwd = []
+    for name in os.listdir(d):
+        with open(os.path.join(d, name), "rb") as f:
+            if b"Subject: fwd-idem\r\n" in f.read():
+                fwd.append(name)
+    eq(len(fwd), 1, "forwards queued for the relay %r" % (fwd,))
+
+
 def sieve_cmd(f, line):
     f.write(line)
     f.flush()

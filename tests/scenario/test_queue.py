@@ -2,7 +2,8 @@
 
 Held messages stay put until released; retry and flush bring a deferred
 message forward; delete removes it without a bounce; a message that
-outlives max_queue_lifetime is bounced to its local sender with a DSN;
+outlives max_queue_lifetime is bounced to its sender with a DSN (by LMTP
+to a local sender, through the relay's outbound spool to an outside one);
 /metrics counts the queue.
 """
 import json
@@ -171,6 +172,49 @@ def expired_message_bounces_to_the_local_sender(s):
     wait_for(lambda: dsn(), 20, what="DSN for the expired message")
     check(b"delivery time expired" in dsn()[0], "reason: expired")
     eq(copies(s, U1, "x1"), 0, "the expired message is not delivered")
+    s.stop_api()
+    s.start_api(SLOW)
+
+
+def outbound_files(s):
+    d = s.path("outbound", "queue")
+    out = {}
+    for name in (os.listdir(d) if os.path.isdir(d) else []):
+        with open(os.path.join(d, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
+@test
+def expired_message_from_outside_bounces_through_the_relay(s):
+    """Most inbound mail comes from outside: its DSN cannot go to a
+    mailbox here, so it is committed to the relay's outbound spool
+    (null sender), and the message leaves the queue only then."""
+    far = "sender@far.test"
+    s.stop_api()
+    s.start_api({"queue_retry_min": "1s", "queue_retry_max": "1s",
+                 "queue_run_interval": "1s", "max_queue_lifetime": "3s"})
+    s.stop_dovecot()
+    try:
+        code, j, _ = post(s, body("x2"), rcpts=[U1], mail_from=far)
+        eq(code, 202, "queued %r" % (j,))
+        mid = j["id"]
+        time.sleep(6)   # retries fail (Dovecot down) until it expires
+    finally:
+        s.start_dovecot()
+
+    def dsn():
+        return [(n, d) for n, d in outbound_files(s).items()
+                if n.startswith(mid) and b"Subject: queue x2" in d]
+    got = wait_for(dsn, 20, what="the DSN in the outbound spool")
+    name, data = got[0]
+    eq(name, mid + "-dsn0", "one DSN id per message and bounce")
+    check(b"\nfrom: \n" in data, "null envelope sender")
+    check(("\nrcpt: %s\n" % far).encode() in data, "to the outside sender")
+    check(b"delivery time expired" in data, "reason: expired")
+    wait_for(lambda: mid not in listed(s), 10,
+             what="the message out of the inbound queue")
+    os.unlink(os.path.join(s.path("outbound", "queue"), name))
     s.stop_api()
     s.start_api(SLOW)
 

@@ -39,6 +39,7 @@ SUS = "sus@example.test"
 GROUP = "team@example.test"
 ALIAS = "sales@example.test"
 FORWARD = "fwd@example.test"
+MIXED = "mixed@example.test"   # a mailbox here and an address outside
 ARCHIVE = "archive@example.test"
 RELAY_USER = "relayuser"
 RELAY_PASS = "relay-secret-9"
@@ -143,6 +144,7 @@ def setup():
         with open(st.path("directory", "aliases"), "a") as f:
             f.write("%s demo@example.test\n" % ALIAS)
             f.write("%s outside@far.test\n" % FORWARD)
+            f.write("%s %s, outside2@far.test\n" % (MIXED, BOB))
         with open(st.path("directory", "groups"), "a") as f:
             f.write("%s demo@example.test, %s\n" % (GROUP, BOB))
         # Archiving on for the domain (lib/directory.h: archive=MAILBOX).
@@ -476,6 +478,31 @@ def local_alias_forwarding_outside_goes_through_the_smarthost(c):
     got = wait_for(lambda: smarthost_with(c, subj), 15,
                    what="the forwarded copy at the smarthost")
     eq(got[0][0]["rcpt_tos"], ["outside@far.test"], "forward target")
+
+
+@test
+def forward_is_sent_once_while_the_local_copy_is_retried(c):
+    """An alias with a mailbox here and an address outside: while Dovecot
+    is down the local copy is retried, the outside copy is queued once."""
+    subj = uniq("mixed")
+    s = demo(c)
+    try:
+        c.st.stop_dovecot()
+        try:
+            s.sendmail(c.st.demo_user, [MIXED],
+                       msg("demo@example.test", MIXED, subj))
+            got = wait_for(lambda: smarthost_with(c, subj), 15,
+                           what="the outside copy")
+            time.sleep(5)   # retries of the local copy, 1-2 s apart
+        finally:
+            c.st.start_dovecot()
+    finally:
+        quit_(s)
+    wait_for(lambda: mailbox_with(c, BOB, PW, subj), 20,
+             what="the local copy after Dovecot is back")
+    got = smarthost_with(c, subj)
+    eq(len(got), 1, "outside copies")
+    eq(got[0][0]["rcpt_tos"], ["outside2@far.test"], "forward target")
 
 
 @test

@@ -1,8 +1,10 @@
 /*
  * test_spool.c - the durable queue: commit, reload, journal replay, hold,
- * removal, recovery of half-written files, torn journal lines, and the
+ * removal, recovery of half-written files, torn and zero-filled journal
+ * tails, ids that are queued already (never replaced), and the
  * spool_max_bytes limit (refused as TEMP, never PERM).
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,21 @@ mem_msg(const char *prefix)
 	m.mem = MSG_BODY;
 	m.mem_len = strlen(MSG_BODY);
 	return m;
+}
+
+static int
+dir_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 static int
@@ -71,8 +88,17 @@ main(void)
 	    spool_commit(s, "m1", "from@x.test", rcpts, 2, states, replies, 0, &m,
 	    &r) == 0, "%d %s", r.code, r.text);
 	UNIT_CHECK("spool: commit leaves nothing in tmp/",
-	    (snprintf(path, sizeof(path), "%s/tmp/m1", dir),
-	    access(path, F_OK) != 0), "tmp file left");
+	    (snprintf(path, sizeof(path), "%s/tmp", dir), dir_entries(path) == 0),
+	    "tmp file left");
+	UNIT_CHECK("spool: an id that is queued is never replaced",
+	    spool_commit(s, "m1", "other@x.test", rcpts, 1, NULL, NULL, 0, &m,
+	    &r) == SPOOL_EXISTS && r.cls == REPLY_TEMP &&
+	    spool_load(s, "m1", &sm) == 0 &&
+	    strcmp(sm.mail_from, "from@x.test") == 0 && sm.nrcpt == 2,
+	    "code %d from %s", r.code, sm.mail_from);
+	spool_msg_free(&sm);
+	UNIT_CHECK("spool: the refused commit leaves nothing in tmp/",
+	    dir_entries(path) == 0, "tmp file left");
 
 	UNIT_CHECK("spool: load finds the message", spool_load(s, "m1", &sm) == 0,
 	    "load failed");
@@ -110,7 +136,39 @@ main(void)
 	UNIT_CHECK("spool: journal text kept on one line",
 	    strcmp(sm.rcpts[1].last.text, "Saved with newline") == 0, "got '%s'",
 	    sm.rcpts[1].last.text);
+	/* The torn line is gone, so the next record starts a line. */
+	sm.rcpts[0].attempts = 7;
+	UNIT_CHECK("spool: a record after a torn one is read back",
+	    spool_record(s, &sm, 0) == 0 && spool_set_forwarded(s, &sm, 1) == 0 &&
+	    (spool_msg_free(&sm), spool_load(s, "m1", &sm)) == 0 &&
+	    sm.rcpts[0].attempts == 7 && sm.rcpts[1].forwarded &&
+	    !sm.rcpts[0].forwarded, "attempts %d forwarded %d",
+	    sm.rcpts[0].attempts, sm.rcpts[1].forwarded);
 	spool_msg_free(&sm);
+	/* A power loss can leave a zero-filled block at the end. */
+	fd = open(path, O_WRONLY | O_APPEND);
+	if (fd < 0 || write(fd, "\0\0\0\0\0\0\0\0", 8) != 8)
+		return 1;
+	close(fd);
+	UNIT_CHECK("spool: a zero-filled tail is cut, records after it read",
+	    spool_load(s, "m1", &sm) == 0 && sm.rcpts[0].attempts == 7 &&
+	    (sm.rcpts[0].attempts = 8, spool_record(s, &sm, 0)) == 0 &&
+	    (spool_msg_free(&sm), spool_load(s, "m1", &sm)) == 0 &&
+	    sm.rcpts[0].attempts == 8, "attempts %d", sm.rcpts[0].attempts);
+	spool_msg_free(&sm);
+
+	/* A writer killed half-way left tmp/m3 behind: the next commit of
+	 * m3 (a retry) must not trip over it. */
+	snprintf(path, sizeof(path), "%s/tmp/m3", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	if (fd < 0)
+		return 1;
+	close(fd);
+	UNIT_CHECK("spool: a stale tmp file does not block the same id",
+	    spool_commit(s, "m3", "", rcpts, 1, NULL, NULL, 0, &m, &r) == 0,
+	    "%d %s", r.code, r.text);
+	unlink(path);
+	spool_remove(s, "m3");
 
 	UNIT_CHECK("spool: list finds one message",
 	    spool_list(s, &ids, &n) == 0 && n == 1 && strcmp(ids[0], "m1") == 0,
