@@ -56,7 +56,9 @@
 struct watch {
 	struct watch *prev, *next;
 	int	 fd;
-	double	 req_start;	/* 0: idle between requests */
+	double	 req_start;	/* the request (or the wait for the next
+				 * one on a keep-alive connection) began;
+				 * 0: none to watch */
 	int	 busy;		/* in the pipeline: not ours to cut */
 };
 
@@ -294,6 +296,7 @@ respond_outcome(struct MHD_Connection *con, struct request *rq,
 struct hdr_scan {
 	int	 n_cl;
 	int	 n_te;
+	int	 te_other;	/* a Transfer-Encoding that is not "chunked" */
 	int	 bad_value;
 	char	 bad_name[64];
 };
@@ -308,8 +311,13 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
 	(void)kind;
 	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
 		s->n_cl++;
-	if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+	if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
 		s->n_te++;
+		/* libmicrohttpd reads any other coding (gzip, ...) as a body
+		 * that ends when the connection does. */
+		s->te_other |= value == NULL || value_size != 7 ||
+		    strncasecmp(value, "chunked", 7) != 0;
+	}
 	for (i = 0; value != NULL && i < value_size; i++) {
 		unsigned char c = (unsigned char)value[i];
 
@@ -407,6 +415,9 @@ messages_first_call(struct MHD_Connection *con, struct request *rq)
 	if (hs.n_cl > 0 && hs.n_te > 0)
 		return refuse(con, rq, 400, "bad_request",
 		    "Content-Length together with Transfer-Encoding", 0);
+	if (hs.n_te > 1 || hs.te_other)
+		return refuse(con, rq, 400, "bad_request",
+		    "Transfer-Encoding other than chunked", 0);
 	if ((why = check_auth_headers(con, rq)) != NULL)
 		return refuse(con, rq, 401, "unauthorized", why, 0);
 	if (!ctype_ok(header(con, MHD_HTTP_HEADER_CONTENT_TYPE)))
@@ -465,7 +476,25 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	buf_free(&canon);
 	if (bad)
 		return refuse(con, rq, 401, "unauthorized", "bad signature", 0);
-	switch (replay_check(api, rq->sig + 3, rq->ts_val + api->max_skew + 1)) {
+	/* Refusals that need no replay entry come first: a client may send
+	 * the same signed request again after them. */
+	if (rq->in.too_big) {
+		snprintf(err, sizeof(err), "message or header section over "
+		    "the limit (max_message_size %llu, max_header_size %llu)",
+		    api->max_message_size, api->max_header_size);
+		return refuse(con, rq, 413, "too_large", err, 0);
+	}
+	if (rq->in.io_error) {
+		snprintf(err, sizeof(err), "cannot store the message: %s",
+		    strerror(rq->in.io_errno));
+		return refuse(con, rq, 503, "unavailable", err, 30);
+	}
+	/* The window was checked when the headers came; the body can take
+	 * request_timeout more.  The entry lives until no request with this
+	 * timestamp can pass the header check and still be running: a
+	 * replay whose body ends after ts + max_skew finds it. */
+	switch (replay_check(api, rq->sig + 3, rq->ts_val + api->max_skew +
+	    api->request_timeout + 1)) {
 	case 1:
 		return refuse(con, rq, 401, "unauthorized",
 		    "replayed signature", 0);
@@ -482,17 +511,6 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 		if (wait > 0)
 			return refuse(con, rq, 429, "rate_limited",
 			    "rate_limit_per_key exceeded for this key", wait);
-	}
-	if (rq->in.too_big) {
-		snprintf(err, sizeof(err), "message or header section over "
-		    "the limit (max_message_size %llu, max_header_size %llu)",
-		    api->max_message_size, api->max_header_size);
-		return refuse(con, rq, 413, "too_large", err, 0);
-	}
-	if (rq->in.io_error) {
-		snprintf(err, sizeof(err), "cannot store the message: %s",
-		    strerror(rq->in.io_errno));
-		return refuse(con, rq, 503, "unavailable", err, 30);
 	}
 
 	if (rq->idem[0] != '\0') {
@@ -760,8 +778,12 @@ completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
 		rq->http = 499;
 	metrics_request(rq->http, now_secs() - rq->t_start, rq->in.raw_len);
 	if (rq->watch) {
+		/* The next request on this connection has request_timeout
+		 * from now to send its request line: MHD's idle timer starts
+		 * again with every byte, so a line sent a byte at a time
+		 * would otherwise hold the connection for ever. */
 		pthread_mutex_lock(&watch_lock);
-		rq->watch->req_start = 0;
+		rq->watch->req_start = now_secs();
 		pthread_mutex_unlock(&watch_lock);
 	}
 	if (rq->in_ready)

@@ -1,7 +1,8 @@
 /*
  * replay.c - in-process replay cache: every accepted signature is kept
- * until its timestamp window closes, and a second request with the same
- * signature inside the window is refused (DESIGN section 4).
+ * until no request with its timestamp can still be accepted (the window,
+ * plus request_timeout for a body that ends late), and a second request
+ * with the same signature is refused (DESIGN section 4).
  *
  * Only requests with a valid signature get here, so the set grows with
  * legitimate traffic only.  Expired entries are swept as new ones arrive.
@@ -153,7 +154,8 @@ replay_check(struct api *api, const char *sig, int64_t expires)
 	if (api->redis == NULL)
 		return replay_local(api->replay, sig, expires, now);
 	snprintf(key, sizeof(key), "edgemail:replay:%s", sig);
-	switch (redis_set_nx(api->redis, key, "1", 1, expires - now)) {
+	switch (redis_set_nx(api->redis, key, "1", 1,
+	    expires > now ? expires - now : 1)) {
 	case 1:
 		return 0;
 	case 0:

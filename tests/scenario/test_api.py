@@ -205,6 +205,40 @@ def replayed_signature_gives_401(s):
 
 
 @test
+def replay_whose_body_ends_after_the_window_gives_401(s):
+    # The window is checked when the headers arrive; a replay that sends
+    # them in time and ends its body late must still meet the entry.
+    s.stop_api()
+    s.start_api({"request_timeout": "10s", "signature_max_skew": "2s",
+                 "max_message_size": "1M"})
+    try:
+        ts = int(time.time())
+        body = msg(43)
+        code, j, _ = post(s, body, ts=ts)
+        eq(code, 200, "first request %r" % (j,))
+        target = apiclient.target_for("a@sender.test", ["demo@example.test"])
+        head = ("POST %s HTTP/1.1\r\nHost: x\r\n"
+                "Content-Type: message/rfc822\r\nContent-Length: %d\r\n"
+                "Edgemail-Key-Id: %s\r\nEdgemail-Timestamp: %d\r\n"
+                "Edgemail-Signature: %s\r\nConnection: close\r\n\r\n"
+                % (target, len(body), s.key_id, ts,
+                   apiclient.sign(s.secret, ts, "POST", target, "", body)))
+        ctx = ssl.create_default_context(cafile=s.ca)
+        with socket.create_connection(("127.0.0.1", s.ports["api"]),
+                                      timeout=15) as sock:
+            with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as t:
+                t.sendall(head.encode() + body[:5])
+                time.sleep(4)   # past ts + max_skew + 1
+                t.sendall(body[5:])
+                code, _, data = apiclient.read_response(t)
+        eq(code, 401, "late replay: %r" % data)
+        check(b"replay" in data, "reason names the replay: %r" % data)
+    finally:
+        s.stop_api()
+        s.start_api({"request_timeout": "3s", "max_message_size": "1M"})
+
+
+@test
 def oversize_content_length_gives_413_before_body(s):
     # Headers only: the server must answer without waiting for the body.
     code, j, _ = post(s, b"x" * 10, content_length=1024 * 1024 + 1, send_body=False)
@@ -227,6 +261,15 @@ def duplicate_content_length_gives_400(s):
 @test
 def content_length_with_transfer_encoding_gives_400(s):
     refused(s, 400, extra_raw_headers=[("Transfer-Encoding", "chunked")])
+
+
+@test
+def transfer_encoding_other_than_chunked_gives_400(s):
+    # libmicrohttpd would read such a body until the connection closes.
+    refused(s, 400, headers={"Content-Length": None}, timeout=10,
+            extra_raw_headers=[("Transfer-Encoding", "gzip")])
+    refused(s, 400, chunked=True,
+            extra_raw_headers=[("Transfer-Encoding", "chunked")])
 
 
 @test
@@ -306,32 +349,60 @@ def get_on_messages_gives_405_and_unknown_path_404(s):
     eq(status_of(r), 404, "GET /nope")
 
 
+def trickle(t, req):
+    """Send req a byte every 0.5 s (then filler) until the server closes
+    the connection or 15 s pass; True when it closed."""
+    t.settimeout(1)
+    for i in range(30):
+        try:
+            t.sendall(req[i:i + 1] if i < len(req) else b"X")
+            time.sleep(0.5)
+        except (OSError, ssl.SSLError):
+            return True
+        try:
+            if t.recv(1) == b"":
+                return True
+        except socket.timeout:
+            pass
+        except (OSError, ssl.SSLError):
+            return True
+    return False
+
+
 @test
 def slow_client_is_cut_at_the_request_deadline(s):
     # request_timeout = 3s: a client trickling its headers loses the connection.
     ctx = ssl.create_default_context(cafile=s.ca)
     start = time.time()
-    closed = False
     with socket.create_connection(("127.0.0.1", s.ports["api"]), timeout=10) as sock:
         with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as t:
-            t.settimeout(1)
-            req = b"POST /v1/messages?mail_from=&rcpt=demo%40example.test HTTP/1.1\r\nHost: x\r\n"
-            for i in range(30):
-                try:
-                    t.sendall(req[i:i + 1] if i < len(req) else b"X")
-                    time.sleep(0.5)
-                except (OSError, ssl.SSLError):
-                    closed = True
-                    break
-                try:
-                    if t.recv(1) == b"":
-                        closed = True
-                        break
-                except socket.timeout:
-                    pass
-                except (OSError, ssl.SSLError):
-                    closed = True
-                    break
+            closed = trickle(t, b"POST /v1/messages?mail_from=&rcpt="
+                             b"demo%40example.test HTTP/1.1\r\nHost: x\r\n")
+    elapsed = time.time() - start
+    check(closed, "connection still open after %.1fs" % elapsed)
+    check(elapsed < 8, "cut after %.1fs (deadline 3s)" % elapsed)
+
+
+@test
+def slow_second_request_on_a_kept_connection_is_cut(s):
+    # After one complete request, the next request line has the same
+    # deadline: a byte at a time must not hold the connection for ever.
+    ctx = ssl.create_default_context(cafile=s.ca)
+    with socket.create_connection(("127.0.0.1", s.ports["api"]), timeout=10) as sock:
+        with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as t:
+            # Unauthenticated, and answered on a kept connection.
+            t.sendall(b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\n"
+                      b"Host: x\r\nContent-Type: text/xml\r\n"
+                      b"Content-Length: 4\r\n\r\n<x/>")
+            first = b""
+            while b"}" not in first:    # the whole JSON answer
+                d = t.recv(4096)
+                check(d, "closed after the first answer: %r" % first)
+                first += d
+            eq(status_of(first), 400, "the first request")
+            check(b"Connection: close" not in first, "kept: %r" % first)
+            start = time.time()
+            closed = trickle(t, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
     elapsed = time.time() - start
     check(closed, "connection still open after %.1fs" % elapsed)
     check(elapsed < 8, "cut after %.1fs (deadline 3s)" % elapsed)
