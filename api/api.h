@@ -84,6 +84,7 @@ struct ingest {
 	struct crlf_state crlf;
 	struct buf hdr;			/* header section, CRLF, incl. blank line */
 	int	 in_body;
+	int	 hdr_broken;		/* a line that is no field ended it */
 	struct buf body;		/* body in memory while small ... */
 	int	 fd;			/* ... then in an unlinked spool file */
 	off_t	 body_len;		/* normalised body bytes */

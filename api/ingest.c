@@ -97,16 +97,25 @@ body_put(struct ingest *in, const struct api *api, const char *p, size_t n)
 	}
 }
 
-/* Move normalised bytes into the header section until its blank line. */
+/*
+ * Move normalised bytes into the header section until its blank line.
+ * A line that is neither a field nor a continuation of one ends the
+ * section there, as if a blank line came before it (it and what follows
+ * are body): every reader of the header section (the checks, Dovecot,
+ * the user's client) then sees the same fields.  Without that, a
+ * "From:" after a broken line would be shown to the user by Dovecot
+ * but be invisible to DMARC.
+ */
 static size_t
-hdr_put(struct ingest *in, const char *p, size_t n)
+hdr_put(struct ingest *in, const struct api *api, const char *p, size_t n)
 {
 	size_t used = 0;
 
 	while (used < n && !in->in_body) {
 		const char *nl = memchr(p + used, '\n', n - used);
 		size_t seg = nl ? (size_t)(nl - (p + used)) + 1 : n - used;
-		size_t line_start;
+		size_t line_start, line_len;
+		int kind;
 
 		/* Where does the line we are completing start? */
 		line_start = in->hdr.len;
@@ -117,8 +126,23 @@ hdr_put(struct ingest *in, const char *p, size_t n)
 			return n;
 		}
 		used += seg;
-		if (nl != NULL && in->hdr.len - line_start == 2)
+		if (nl == NULL)
+			break;
+		line_len = in->hdr.len - line_start;
+		if (line_len == 2) {
 			in->in_body = 1;	/* the empty line "\r\n" */
+			break;
+		}
+		kind = hdr_line_kind(in->hdr.data + line_start, line_len);
+		if (kind == HDR_LINE_FIELD ||
+		    (kind == HDR_LINE_CONT && line_start > 0))
+			continue;
+		in->in_body = 1;
+		in->hdr_broken = 1;
+		body_put(in, api, in->hdr.data + line_start, line_len);
+		in->hdr.len = line_start;
+		if (buf_append(&in->hdr, "\r\n", 2) != 0)
+			in->too_big = 1;
 	}
 	return used;
 }
@@ -163,7 +187,7 @@ ingest_feed(struct ingest *in, const struct api *api, const char *p, size_t n)
 	for (off = 0; off < n; off += k) {
 		k = n - off < INGEST_SLICE ? n - off : INGEST_SLICE;
 		out = crlf_convert(&in->crlf, p + off, k, in->scratch);
-		used = in->in_body ? 0 : hdr_put(in, in->scratch, out);
+		used = in->in_body ? 0 : hdr_put(in, api, in->scratch, out);
 		body_put(in, api, in->scratch + used, out - used);
 	}
 	return 0;

@@ -179,6 +179,9 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		out->retry_after = 5;
 		return;
 	}
+	if (in->hdr_broken)
+		log_info("id=%s event=header_section_cut why=\"a line that is "
+		    "not a header field; it and the rest are body\"", req_id);
 	/* Virus scan, DKIM/SPF/DMARC/ARC, spam: refuse or defer the whole
 	 * message here, or deliver it with the fields they add. */
 	checks_run(api, req_id, env, in, key_id, &cr);

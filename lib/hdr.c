@@ -38,6 +38,22 @@ line_next(const char *msg, size_t len, size_t i)
 }
 
 int
+hdr_line_kind(const char *line, size_t len)
+{
+	size_t i;
+
+	if (len > 0 && is_wsp(line[0]))
+		return HDR_LINE_CONT;
+	for (i = 0; i < len && is_ftext(line[i]); i++)
+		;
+	if (i == 0)
+		return HDR_LINE_OTHER;
+	while (i < len && is_wsp(line[i]))
+		i++;
+	return i < len && line[i] == ':' ? HDR_LINE_FIELD : HDR_LINE_OTHER;
+}
+
+int
 hdr_next(const char *msg, size_t len, size_t *pos, struct hdr_field *f)
 {
 	size_t	 p = *pos, i, next, vend;

@@ -33,6 +33,11 @@ struct hdr_field {
 int	hdr_next(const char *msg, size_t len, size_t *pos, struct hdr_field *f);
 /* Offset where the body starts (after the blank line), or len. */
 size_t	hdr_section_end(const char *msg, size_t len);
+/* What a line of a header section is (the same rule as hdr_next): the
+ * start of a field ("name:"), a continuation (starts with WSP), or
+ * something else, which ends the section. */
+enum { HDR_LINE_OTHER = 0, HDR_LINE_FIELD, HDR_LINE_CONT };
+int	hdr_line_kind(const char *line, size_t len);
 /* Case-insensitive name comparison. */
 int	hdr_is(const struct hdr_field *f, const char *name);
 /* Value unfolded (CRLF+WSP -> WSP), leading/trailing space trimmed. */

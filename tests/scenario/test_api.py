@@ -119,6 +119,25 @@ def signed_post_is_delivered_and_read_back_over_imap(s):
 
 
 @test
+def a_line_that_is_no_field_ends_the_header_section(s):
+    # Dovecot would show the From: after the broken line to the user,
+    # while DMARC and the removal of forged A-R fields did not see it.
+    body = (b"Subject: broken header\r\nX-Junk\r\n"
+            b"From: CEO <ceo@bank.example>\r\n"
+            b"Authentication-Results: mx.example.test; dmarc=pass "
+            b"header.from=bank.example\r\n\r\nhi\r\n")
+    code, j, _ = post(s, body)
+    eq(code, 200, "status %r" % (j,))
+    m = [m for m in s.imap_messages("demo@example.test", s.demo_password)
+         if b"Subject: broken header" in m][0]
+    head, _, rest = m.partition(b"\r\n\r\n")
+    check(b"ceo@bank.example" not in head, "no From: in the header: %r" % head)
+    check(b"dmarc=pass" not in head, "no forged A-R in the header")
+    check(rest.startswith(b"X-Junk\r\nFrom: CEO"), "the rest is body: %r"
+          % rest[:60])
+
+
+@test
 def bare_lf_message_is_stored_with_crlf(s):
     body = b"From: <a@sender.test>\nSubject: bare lf\n\nline\nline2\n"
     code, j, _ = post(s, body)

@@ -206,11 +206,40 @@ run_find(void)
 	buf_free(&v);
 }
 
+static void
+run_line_kind(void)
+{
+	static const struct {
+		const char *line;
+		int	 kind;
+	} k[] = {
+		{ "From: a@x\r\n", HDR_LINE_FIELD },
+		{ "From : obsolete space\r\n", HDR_LINE_FIELD },
+		{ "X-Empty:\r\n", HDR_LINE_FIELD },
+		{ " folded\r\n", HDR_LINE_CONT },
+		{ "\tfolded\r\n", HDR_LINE_CONT },
+		{ "X-Junk\r\n", HDR_LINE_OTHER },
+		{ ": no name\r\n", HDR_LINE_OTHER },
+		{ "Bad Name: x\r\n", HDR_LINE_OTHER },
+		{ "From a@x Thu Dec  3\r\n", HDR_LINE_OTHER },
+		{ "\r\n", HDR_LINE_OTHER },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+		int got = hdr_line_kind(k[i].line, strlen(k[i].line));
+
+		UNIT_CHECK("hdr_line_kind", got == k[i].kind, "%s: got %d, "
+		    "want %d", k[i].line, got, k[i].kind);
+	}
+}
+
 int
 main(void)
 {
 	run_rows();
 	run_ranges();
 	run_find();
+	run_line_kind();
 	return unit_done();
 }
