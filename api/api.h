@@ -170,10 +170,12 @@ unsigned autoconfig_answer(struct api *api, int kind, const char *query,
 	    const char *host, const char *body, size_t len, struct buf *out,
 	    const char **ctype, char *why, size_t whysz);
 
-/* Deliver an authenticated request; fills out. */
+/* Deliver an authenticated request; fills out.  idem_delivery_id: the
+ * X-Edgemail-Delivery-Id an Idempotency-Key gives the message (NULL:
+ * the request id). */
 void	pipeline_deliver(struct api *api, const char *req_id,
-	    const char *key_id, const char *idem_key, struct envelope *env,
-	    struct ingest *in, struct outcome *out);
+	    const char *key_id, const char *idem_delivery_id,
+	    struct envelope *env, struct ingest *in, struct outcome *out);
 /* Test hook: die like kill -9 at a named point (EDGEMAIL_CRASHPOINT). */
 void	crashpoint(const char *where);
 /* Set an outcome's status and reason. */

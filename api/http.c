@@ -78,7 +78,10 @@ struct request {
 	char	 ts[24];
 	int64_t	 ts_val;
 	char	 sig[SIG_HEADER_LEN + 2];
-	char	 idem[IDEM_KEY_MAX + 1];
+	char	 idem[IDEM_KEY_MAX + 1];	/* as sent (and signed) */
+	/* The record it names: the client's key id and its key; "" when
+	 * this request has no record to finish. */
+	char	 idem_rec[64 + IDEM_KEY_MAX + 2];
 	struct envelope env;
 	struct ingest in;
 	int	 in_ready;
@@ -280,11 +283,12 @@ respond_outcome(struct MHD_Connection *con, struct request *rq,
 	str = b.data;
 	/* The first outcome of an idempotent request is what its retries get;
 	 * a temporary failure is not an outcome: the retry tries again. */
-	if (rq->idem[0] != '\0') {
+	if (rq->idem_rec[0] != '\0') {
 		if (o->http == 200 || o->http == 202 || o->http == 422)
-			idem_finish(api->idem, rq->idem, body_hex, o->http, str);
+			idem_finish(api->idem, rq->idem_rec, body_hex, o->http,
+			    str);
 		else
-			idem_abort(api->idem, rq->idem);
+			idem_abort(api->idem, rq->idem_rec);
 	}
 	crashpoint("before_response");
 	return respond_raw(con, rq, o->http, "application/json", str, b.len,
@@ -382,6 +386,57 @@ check_auth_headers(struct MHD_Connection *con, struct request *rq)
 }
 
 static int
+cmp_rcpt(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The names an Idempotency-Key gives a request (content_hex: the message
+ * below the trace fields, ingest_content_hash):
+ *   idem_rec     the record: the client's key id and its key, so two
+ *                clients never share one;
+ *   ident_hex    what a retry must repeat to get the stored answer: the
+ *                content and the envelope (sender, recipients in any
+ *                order), else 409;
+ *   delivery_id  X-Edgemail-Delivery-Id: key id, key and content, so two
+ *                different messages sent under one key (after its record
+ *                expired) never share one; Sieve would discard the second.
+ */
+static int
+idem_names(struct request *rq, const char *content_hex, char *ident_hex,
+    char *delivery_id)
+{
+	const char **r;
+	struct buf b;
+	size_t i;
+	int rc;
+
+	snprintf(rq->idem_rec, sizeof(rq->idem_rec), "%s\n%s", rq->key_id,
+	    rq->idem);
+	buf_init(&b, 0);
+	buf_printf(&b, "%s\n%s", rq->idem_rec, content_hex);
+	idem_key_hash(b.data, delivery_id);
+	if ((r = calloc(rq->env.nrcpt ? rq->env.nrcpt : 1, sizeof(*r))) == NULL) {
+		buf_free(&b);
+		return -1;
+	}
+	for (i = 0; i < rq->env.nrcpt; i++)
+		r[i] = rq->env.rcpts[i].addr;
+	qsort(r, rq->env.nrcpt, sizeof(*r), cmp_rcpt);
+	buf_reset(&b);
+	buf_printf(&b, "%s\nfrom %s", content_hex, rq->env.mail_from);
+	for (i = 0; i < rq->env.nrcpt; i++)
+		buf_printf(&b, "\nrcpt %s", r[i]);
+	free(r);
+	rc = b.failed ? -1 : 0;
+	if (rc == 0)
+		idem_key_hash(b.data, ident_hex);
+	buf_free(&b);
+	return rc;
+}
+
+static int
 idem_key_ok(const char *k)
 {
 	size_t i, n = strlen(k);
@@ -459,7 +514,7 @@ messages_first_call(struct MHD_Connection *con, struct request *rq)
 static enum MHD_Result
 messages_last_call(struct MHD_Connection *con, struct request *rq)
 {
-	char hex[SIG_HEX_LEN + 1], err[300];
+	char hex[SIG_HEX_LEN + 1], delivery_id[SIG_HEX_LEN + 1], err[300];
 	struct buf canon;
 	struct outcome o;
 	const char *secret;
@@ -515,11 +570,13 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 
 	if (rq->idem[0] != '\0') {
 		struct idem_record rec;
+		char content[SIG_HEX_LEN + 1];
 
-		if (ingest_content_hash(&rq->in, hex) != 0)
+		if (ingest_content_hash(&rq->in, content) != 0 ||
+		    idem_names(rq, content, hex, delivery_id) != 0)
 			return refuse(con, rq, 503, "unavailable",
 			    "hash failure", 5);
-		switch (idem_begin(api->idem, rq->idem, hex,
+		switch (idem_begin(api->idem, rq->idem_rec, hex,
 		    api->request_timeout + api->lmtp_timeout, &rec)) {
 		case IDEM_NEW:
 			break;
@@ -529,15 +586,16 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 			return respond_raw(con, rq, rec.http, "application/json",
 			    rec.response, strlen(rec.response), 0, NULL);
 		case IDEM_CONFLICT:
-			rq->idem[0] = '\0';	/* not ours to finish */
+			rq->idem_rec[0] = '\0';	/* not ours to finish */
 			return refuse(con, rq, 409, "conflict", "Idempotency-Key "
-			    "was used before with a different body", 0);
+			    "was used before with a different message or "
+			    "envelope", 0);
 		case IDEM_BUSY:
-			rq->idem[0] = '\0';
+			rq->idem_rec[0] = '\0';
 			return refuse(con, rq, 503, "unavailable", "a request with "
 			    "this Idempotency-Key is in progress", 2);
 		case IDEM_ERROR:
-			rq->idem[0] = '\0';
+			rq->idem_rec[0] = '\0';
 			return refuse(con, rq, 503, "unavailable",
 			    "idempotency store unavailable", 10);
 		}
@@ -546,8 +604,8 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	memset(&o, 0, sizeof(o));
 	if (rq->watch)
 		rq->watch->busy = 1;
-	pipeline_deliver(api, rq->id, rq->key_id, rq->idem, &rq->env, &rq->in,
-	    &o);
+	pipeline_deliver(api, rq->id, rq->key_id,
+	    rq->idem[0] != '\0' ? delivery_id : NULL, &rq->env, &rq->in, &o);
 	if (rq->watch)
 		rq->watch->busy = 0;
 	log_info("id=%s event=done http=%u status=%s rcpts=%zu delivered=%u "

@@ -158,7 +158,7 @@ fail:
 
 void
 pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
-    const char *idem_key, struct envelope *env, struct ingest *in,
+    const char *idem_delivery_id, struct envelope *env, struct ingest *in,
     struct outcome *out)
 {
 	char delivery_id[65];
@@ -202,10 +202,8 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 	}
 	buf_init(&prefix, (size_t)api->max_header_size + 4096 +
 	    cr.headers.len);
-	if (idem_key != NULL && idem_key[0] != '\0')
-		idem_key_hash(idem_key, delivery_id);
-	else
-		snprintf(delivery_id, sizeof(delivery_id), "%s", req_id);
+	snprintf(delivery_id, sizeof(delivery_id), "%s",
+	    idem_delivery_id != NULL ? idem_delivery_id : req_id);
 	if (build_prefix(api, req_id, key_id, delivery_id, env, in,
 	    &cr.headers, &prefix) != 0) {
 		check_result_free(&cr);

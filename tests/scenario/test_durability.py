@@ -121,6 +121,39 @@ def same_idempotency_key_with_another_body_gives_409(s):
 
 
 @test
+def same_key_and_body_with_another_envelope_gives_409(s):
+    # The envelope is part of what a key names: a retry must repeat it,
+    # or new recipients would be told "delivered" and never get it.
+    b = body("i4")
+    c1, j1, _ = post(s, b, idem="key-i4", rcpts=[DEMO, U1])
+    eq(c1, 200, "first %r" % (j1,))
+    c2, j2, _ = post(s, b, idem="key-i4", rcpts=[U1, DEMO])
+    eq((c2, j2), (c1, j1), "the same recipients in another order")
+    c3, j3, _ = post(s, b, idem="key-i4", rcpts=[DEMO])
+    eq(c3, 409, "other recipients %r" % (j3,))
+    c4, j4, _ = post(s, b, idem="key-i4", rcpts=[DEMO, U1],
+                     mail_from="other@sender.test")
+    eq(c4, 409, "other sender %r" % (j4,))
+    eq(copies(s, U1, "i4"), 1, "copies")
+
+
+@test
+def two_clients_with_one_idempotency_key_do_not_share_it(s):
+    kid, secret = "rest2", "rest2-secret-0123456789abcdef"
+    with open(s.path("keys", "hmac.keys"), "a") as f:
+        f.write("%s %s\n" % (kid, secret))
+    restart_api(s)
+    b = body("i5")
+    c1, j1, _ = post(s, b, idem="key-i5")
+    eq(c1, 200, "first client %r" % (j1,))
+    c2, j2, _ = apiclient.post(s.ports["api"], s.ca, kid, secret, b,
+                               idem="key-i5")
+    eq(c2, 200, "second client %r" % (j2,))
+    check(j2["id"] != j1["id"], "its own answer, not the first client's")
+    eq(copies(s, DEMO, "i5"), 2, "one copy per client")
+
+
+@test
 def retry_through_the_edge_with_fresh_trace_fields_is_the_same_message(s):
     # The edge puts new Received/ARC/Authentication-Results fields on top
     # of every attempt; the content below them is what identifies it.

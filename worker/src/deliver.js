@@ -7,7 +7,9 @@
  * sees (outcome.js):
  *
  *   2xx                      done: the message is stored
- *   400 409 413 415 422      message.setReject(reason): a permanent bounce
+ *   400 413 415 422          message.setReject(reason): a permanent bounce
+ *   409                      another message had this Message-ID (a
+ *                            list's copy): posted again without the key
  *   anything else, network
  *   errors and timeouts      throw: Cloudflare answers with a temporary
  *                            failure and the sender retries later
@@ -147,38 +149,56 @@ export async function deliver_email(message, env) {
 	const target = request_target(env.API_URL, envelope_from(message.from),
 	    rcpt);
 	const url = new URL(env.API_URL).origin + target;
-	const timestamp = Math.floor(Date.now() / 1000);
-	const headers = {
-		"Content-Type": "message/rfc822",
-		"Idempotency-Key": idem,
-		...await sig_headers(env.KEY_ID, env.HMAC_SECRET, timestamp,
-		    "POST", target, idem, body_hash),
-	};
-	if (env.CF_ACCESS_CLIENT_ID && env.CF_ACCESS_CLIENT_SECRET) {
-		headers["CF-Access-Client-Id"] = env.CF_ACCESS_CLIENT_ID;
-		headers["CF-Access-Client-Secret"] =
-		    env.CF_ACCESS_CLIENT_SECRET;
+
+	/* One signed POST; idem "" sends none.  Throws when unreachable. */
+	async function post(idem) {
+		const timestamp = Math.floor(Date.now() / 1000);
+		const headers = {
+			"Content-Type": "message/rfc822",
+			...await sig_headers(env.KEY_ID, env.HMAC_SECRET, timestamp,
+			    "POST", target, idem, body_hash),
+		};
+		if (idem !== "")
+			headers["Idempotency-Key"] = idem;
+		if (env.CF_ACCESS_CLIENT_ID && env.CF_ACCESS_CLIENT_SECRET) {
+			headers["CF-Access-Client-Id"] = env.CF_ACCESS_CLIENT_ID;
+			headers["CF-Access-Client-Secret"] =
+			    env.CF_ACCESS_CLIENT_SECRET;
+		}
+		const signal = AbortSignal.timeout(timeout_ms);
+		try {
+			/*
+			 * redirect "manual": an Access login redirect must
+			 * never be followed to a page that answers 200 for a
+			 * message that was not stored.
+			 */
+			const res = await fetch(url, { method: "POST", headers,
+			    body, redirect: "manual", signal });
+			return { res, text: await body_text(res, 65536) };
+		} catch (err) {
+			const timed_out = signal.aborted ||
+			    err?.name === "TimeoutError";
+			const why = timed_out ? "timeout after " + timeout_ms +
+			    " ms" : "network error: " + (err?.message ||
+			    String(err));
+			log(0, timed_out ? "timeout" : "network_error",
+			    { error: why });
+			throw new Error("edgemail-api unreachable (" + why +
+			    "); try again later");
+		}
 	}
 
-	let res, text;
-	const signal = AbortSignal.timeout(timeout_ms);
-	try {
-		/*
-		 * redirect "manual": an Access login redirect must never be
-		 * followed to a page that answers 200 for a message that
-		 * was not stored.
-		 */
-		res = await fetch(url, { method: "POST", headers, body,
-		    redirect: "manual", signal });
-		text = await body_text(res, 65536);
-	} catch (err) {
-		const timed_out = signal.aborted ||
-		    err?.name === "TimeoutError";
-		const why = timed_out ? "timeout after " + timeout_ms + " ms" :
-		    "network error: " + (err?.message || String(err));
-		log(0, timed_out ? "timeout" : "network_error", { error: why });
-		throw new Error("edgemail-api unreachable (" + why +
-		    "); try again later");
+	let { res, text } = await post(idem);
+	/*
+	 * 409: this recipient got another message with the same Message-ID
+	 * (a mailing list's copy of a message also sent to them directly).
+	 * It is a different message, not a retry of this one: deliver it
+	 * without the key rather than bounce it to the list.
+	 */
+	if (res.status === 409) {
+		log(409, "conflict", { error: "another message had this " +
+		    "Message-ID; sent again without Idempotency-Key" });
+		({ res, text } = await post(""));
 	}
 
 	let json = null;

@@ -314,9 +314,6 @@ describe("answers", () => {
 		    reason: "rcpt is not a valid address" },
 		    "554 5.6.0 rcpt is not a valid address"],
 		[400, null, "554 5.6.0 message or envelope refused as malformed"],
-		[409, { status: "conflict", id: "x",
-		    message: "idempotency key reused with another body" },
-		    "554 5.6.0 idempotency key reused with another body"],
 		[413, { status: "too_large", id: "x", limit: 26214400,
 		    reason: "552 5.3.4 message exceeds 26214400 bytes" },
 		    "552 5.3.4 message exceeds 26214400 bytes"],
@@ -351,6 +348,24 @@ describe("answers", () => {
 			expect(line.outcome).toBe("reject");
 		});
 	}
+
+	it("409: another message had this Message-ID; sent again without " +
+	    "the key, not bounced", async () => {
+		api((c) => c.headers.get("Idempotency-Key") ?
+		    json_response(409, { status: "conflict", id: "c-1",
+		    reason: "Idempotency-Key was used before" }) :
+		    json_response(200, DELIVERED));
+		const msg = mock_message();
+		await worker.email(msg, ENV, {});
+		expect(msg.setReject).not.toHaveBeenCalled();
+		expect(calls.length).toBe(2);
+		expect(calls[0].headers.get("Idempotency-Key")).toMatch(/^cf:/);
+		expect(calls[1].headers.get("Idempotency-Key")).toBeNull();
+		await expect_signed(calls[1]);
+		const lines = log_lines();
+		expect(lines[0].outcome).toBe("conflict");
+		expect(lines[lines.length - 1].outcome).toBe("delivered");
+	});
 
 	const retries = [
 		[401, { status: "unauthorized", id: "x", reason: "bad sig" }],
