@@ -38,6 +38,7 @@ policy_auth(struct session *s, const char *authzid, const char *user,
 	enum dovecot_auth_status st;
 	char name[256], quoted[300];
 	int64_t now = time(NULL);
+	long long ip_fails;
 
 	snprintf(name, sizeof(name), "%s", user);
 	lower(name);
@@ -48,10 +49,15 @@ policy_auth(struct session *s, const char *authzid, const char *user,
 		reply_set(r, 535, "5.7.8", "Authentication credentials invalid");
 		return -1;
 	}
-	if (limits_count(sv->limits, "authfail-ip", s->conn.peer_ip,
-	    sv->auth_failure_window, now) >= sv->auth_max_failures ||
+	/* Guessing one user's password from many addresses is limited per
+	 * user too, but only for clients that have failed before: one that
+	 * has not (the user's own) is never locked out by the failures of
+	 * others. */
+	ip_fails = limits_count(sv->limits, "authfail-ip", s->conn.peer_ip,
+	    sv->auth_failure_window, now);
+	if (ip_fails >= sv->auth_max_failures || (ip_fails > 0 &&
 	    limits_count(sv->limits, "authfail-user", name,
-	    sv->auth_failure_window, now) >= sv->auth_max_failures) {
+	    sv->auth_failure_window, now) >= sv->auth_max_failures)) {
 		log_info("session=%s event=auth_rate_limited peer=%s user=%s",
 		    s->id, s->conn.peer_ip, quoted);
 		reply_set(r, 454, "4.7.0", "Too many failed authentication "

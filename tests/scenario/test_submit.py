@@ -179,14 +179,18 @@ def teardown(c):
 
 # -- clients ---------------------------------------------------------------
 
-def client(c, user=None, password=None, tls=True, implicit=False):
-    """An smtplib connection, STARTTLS'd and logged in as asked."""
+def client(c, user=None, password=None, tls=True, implicit=False,
+           source=None):
+    """An smtplib connection, STARTTLS'd and logged in as asked; source:
+    another loopback address to come from (another client)."""
     ctx = ssl.create_default_context(cafile=c.st.ca)
+    src = (source, 0) if source else None
     if implicit:
         s = smtplib.SMTP_SSL("127.0.0.1", c.st.ports["submits"], timeout=30,
-                             context=ctx)
+                             context=ctx, source_address=src)
     else:
-        s = smtplib.SMTP("127.0.0.1", c.st.ports["submit"], timeout=30)
+        s = smtplib.SMTP("127.0.0.1", c.st.ports["submit"], timeout=30,
+                         source_address=src)
         s.ehlo("client.test")
         if tls:
             s.starttls(context=ctx)
@@ -990,6 +994,29 @@ def failed_logins_are_rate_limited_per_user_and_ip(c):
         restart_submit(c)
     s = client(c, BOB, PW)
     quit_(s)
+
+
+@test
+def failures_from_one_client_do_not_lock_the_user_out_elsewhere(c):
+    def login(source, password, code):
+        s = client(c, source=source)
+        try:
+            if code == 235:
+                auth_plain(s, BOB, password)
+            else:
+                expect_code(lambda: auth_plain(s, BOB, password), code)
+        finally:
+            quit_(s)
+    restart_submit(c)
+    try:
+        for i in range(4):
+            login("127.0.0.2", "wrong-%d" % i, 535)
+        login("127.0.0.2", PW, 454)     # that client is blocked
+        login("127.0.0.3", PW, 235)     # the user, elsewhere, is not
+        login("127.0.0.3", "wrong", 535)
+        login("127.0.0.3", PW, 454)     # a client that failed for the user
+    finally:
+        restart_submit(c)
 
 
 if __name__ == "__main__":
