@@ -127,6 +127,9 @@ const struct conf_def conf_defs[] = {
 	    "SMTP submission over implicit TLS address:port" },
 	{ "submit_max_connections", "100",
 	    "concurrent submission connections (more get 421)" },
+	{ "submit_max_connections_per_ip", "50",
+	    "concurrent submission connections from one client address "
+	    "(more get 421)" },
 	{ "submit_max_recipients", "$max_recipients",
 	    "most recipients of one submitted message (more get 452)" },
 	{ "submit_max_messages_per_hour", "500",

@@ -63,6 +63,7 @@ static struct lmtp_pool *lmtp;
 static pthread_mutex_t active_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t active_cv = PTHREAD_COND_INITIALIZER;
 static int *active_fds;		/* sockets of running sessions, -1 free */
+static char (*active_ip)[INET6_ADDRSTRLEN];	/* their clients */
 static long long nactive;
 
 
@@ -114,6 +115,8 @@ load_settings(void)
 	    100000000, &sv.max_rcpts_hour, err, sizeof(err)), err);
 	conf_or_die(conf_get_ll(c, "submit_max_connections", 1, 10000,
 	    &sv.max_conns, err, sizeof(err)), err);
+	conf_or_die(conf_get_ll(c, "submit_max_connections_per_ip", 1, 10000,
+	    &sv.max_conns_per_ip, err, sizeof(err)), err);
 	conf_or_die(conf_get_duration(c, "submit_idle_timeout", &sv.idle_timeout,
 	    err, sizeof(err)), err);
 	conf_or_die(conf_get_duration(c, "submit_session_timeout",
@@ -293,25 +296,41 @@ accept_one(int lfd, int implicit_tls)
 	pthread_attr_t attr;
 	pthread_t th;
 	struct conn_arg *ca;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN] = "";
+	const char *why = NULL;
+	long long from_ip = 0, i;
 	int fd, slot;
 
-	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+	if ((fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+	    SOCK_CLOEXEC)) < 0)
 		return;
+	(void)getnameinfo((struct sockaddr *)&ss, sslen, ip, sizeof(ip), NULL,
+	    0, NI_NUMERICHOST);
 	pthread_mutex_lock(&active_mu);
-	if (nactive >= sv.max_conns) {
+	for (i = 0; i < sv.max_conns; i++)
+		from_ip += active_fds[i] >= 0 && strcmp(active_ip[i], ip) == 0;
+	if (nactive >= sv.max_conns)
+		why = "max_connections";
+	else if (from_ip >= sv.max_conns_per_ip)
+		why = "max_connections_per_ip";
+	if (why != NULL) {
 		pthread_mutex_unlock(&active_mu);
 		/* On the TLS port a plain reply would be noise: just close. */
 		if (!implicit_tls)
 			(void)send(fd, busy, sizeof(busy) - 1,
 			    MSG_NOSIGNAL | MSG_DONTWAIT);
-		log_info("event=connection_refused why=max_connections limit=%lld",
-		    sv.max_conns);
+		log_info("event=connection_refused why=%s peer=%s limit=%lld",
+		    why, ip, strcmp(why, "max_connections") == 0 ?
+		    sv.max_conns : sv.max_conns_per_ip);
 		close(fd);
 		return;
 	}
 	for (slot = 0; active_fds[slot] >= 0; slot++)
 		;
 	active_fds[slot] = fd;
+	memcpy(active_ip[slot], ip, sizeof(ip));
 	nactive++;
 	pthread_mutex_unlock(&active_mu);
 
@@ -395,6 +414,7 @@ main(int argc, char **argv)
 		fatalx("signalfd: %s", strerror(errno));
 
 	active_fds = xcalloc((size_t)sv.max_conns, sizeof(*active_fds));
+	active_ip = xcalloc((size_t)sv.max_conns, sizeof(*active_ip));
 	for (i = 0; i < sv.max_conns; i++)
 		active_fds[i] = -1;
 	lfd[0] = listen_on(conf_get(sv.conf, "submit_listen"));

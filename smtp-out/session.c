@@ -159,6 +159,29 @@ static void
 out_error(struct session *s, int code, const char *enhanced, const char *fmt,
     ...) __attribute__((format(printf, 4, 5)));
 
+/* One more error; at SUBMIT_ERRORS_MAX the session ends with 421. */
+static void
+count_error(struct session *s)
+{
+	if (++s->errors >= SUBMIT_ERRORS_MAX) {
+		out_reply(s, 421, "4.7.0", "%s Too many errors, closing",
+		    s->sv->hostname);
+		log_info("session=%s event=too_many_errors peer=%s", s->id,
+		    s->conn.peer_ip);
+		session_set_state(s, S_QUIT);
+	}
+}
+
+/* NOOP, RSET, HELP are answered, but past SUBMIT_JUNK_MAX of them since
+ * the last message each one is an error (Postfix's junk command limit):
+ * they cannot keep an idle connection, and its slot, for ever. */
+static void
+count_junk(struct session *s)
+{
+	if (++s->junk > SUBMIT_JUNK_MAX)
+		count_error(s);
+}
+
 static void
 out_error(struct session *s, int code, const char *enhanced, const char *fmt,
     ...)
@@ -170,13 +193,7 @@ out_error(struct session *s, int code, const char *enhanced, const char *fmt,
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	out_reply(s, code, enhanced, "%s", text);
-	if (++s->errors >= SUBMIT_ERRORS_MAX) {
-		out_reply(s, 421, "4.7.0", "%s Too many errors, closing",
-		    s->sv->hostname);
-		log_info("session=%s event=too_many_errors peer=%s", s->id,
-		    s->conn.peer_ip);
-		session_set_state(s, S_QUIT);
-	}
+	count_error(s);
 }
 
 /* ---- the transaction ---------------------------------------------- */
@@ -601,8 +618,10 @@ data_read(struct session *s)
 	} else {
 		msg_end(s, dr.bad_eol, &r);
 		out_struct(s, &r);
-		if (r.cls == REPLY_OK)
+		if (r.cls == REPLY_OK) {
 			policy_accepted(s);
+			s->junk = 0;
+		}
 	}
 }
 
@@ -645,6 +664,7 @@ cmd_rset(struct session *s, const char *args)
 	(void)args;
 	txn_reset(s);
 	out_reply(s, 250, "2.0.0", "OK");
+	count_junk(s);
 }
 
 static void
@@ -652,6 +672,7 @@ cmd_noop(struct session *s, const char *args)
 {
 	(void)args;
 	out_reply(s, 250, "2.0.0", "OK");
+	count_junk(s);
 }
 
 static void
@@ -673,6 +694,7 @@ cmd_help(struct session *s, const char *args)
 		if (c->help != NULL)
 			buf_printf(&s->conn.out, "214-2.0.0   %s\r\n", c->help);
 	out_reply(s, 214, "2.0.0", "End of HELP");
+	count_junk(s);
 }
 
 static void

@@ -53,6 +53,7 @@ struct scanner;
 #define SUBMIT_CMD_MAX		4096	/* a command line (RFC 5321: 512) */
 #define SUBMIT_AUTH_LINE_MAX	16384	/* a SASL response line */
 #define SUBMIT_ERRORS_MAX	20	/* refused commands before 421 */
+#define SUBMIT_JUNK_MAX		100	/* NOOP, RSET, HELP that are free */
 #define SUBMIT_RCPTS_HARD	1000	/* submit_max_recipients is capped here */
 #define SUBMIT_ID_LEN		24
 
@@ -66,6 +67,7 @@ struct submit {
 	long long max_msgs_hour;	/* per user */
 	long long max_rcpts_hour;	/* per user */
 	long long max_conns;
+	long long max_conns_per_ip;
 	long long idle_timeout;		/* seconds */
 	long long session_timeout;	/* seconds */
 	long long auth_max_failures;
@@ -194,6 +196,7 @@ struct session {
 	char	 helo[256];
 	char	 user[256];		/* the authenticated user */
 	int	 errors;
+	int	 junk;		/* NOOP, RSET, HELP since the last message */
 	/* The transaction. */
 	struct smtp_mail_args mail;
 	char	 mail_from[ADDR_PATH_MAX + 1];

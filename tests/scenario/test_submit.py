@@ -975,6 +975,30 @@ def connections_over_the_limit_get_421(c):
 
 
 @test
+def connections_from_one_client_over_its_limit_get_421(c):
+    restart_submit(c, {"submit_max_connections_per_ip": "2"})
+    socks = []
+    time.sleep(0.5)     # the start-up probes' sessions end first
+
+    def connect(source):
+        s = socket.create_connection(("127.0.0.1", c.st.ports["submit"]),
+                                     timeout=10, source_address=(source, 0))
+        socks.append(s)
+        return s.recv(512)
+    try:
+        for i in range(2):
+            check(connect("127.0.0.2").startswith(b"220 "), "greeting %d" % i)
+        data = connect("127.0.0.2")
+        check(data.startswith(b"421 4.7.0"), "third from one client: %r"
+              % data)
+        check(connect("127.0.0.3").startswith(b"220 "), "another client")
+    finally:
+        for s in socks:
+            s.close()
+        restart_submit(c)
+
+
+@test
 def failed_logins_are_rate_limited_per_user_and_ip(c):
     restart_submit(c)
     try:

@@ -455,18 +455,18 @@ test_ehlo_keywords(void)
 	}
 }
 
+/* A session that gets `line` n times; the reply codes into codes. */
 static void
-test_too_many_errors(void)
+run_repeated(const char *line, int n, char *codes, size_t codesz)
 {
 	struct submit sv;
 	struct session s;
 	struct buf in;
-	char codes[1024];
 	int i;
 
 	buf_init(&in, 0);
-	for (i = 0; i < SUBMIT_ERRORS_MAX + 5; i++)
-		buf_puts(&in, "BOGUS\r\n");
+	for (i = 0; i < n; i++)
+		buf_puts(&in, line);
 	memset(&sv, 0, sizeof(sv));
 	snprintf(sv.hostname, sizeof(sv.hostname), "mx.test");
 	memset(&s, 0, sizeof(s));
@@ -477,12 +477,30 @@ test_too_many_errors(void)
 	buf_reset(&transcript);
 	session_run(&s);
 	conn_free(&s.conn);
-	codes_of(&transcript, codes, sizeof(codes));
+	codes_of(&transcript, codes, codesz);
+	buf_free(&in);
+}
+
+static void
+test_too_many_errors(void)
+{
+	static char codes[4096];
+	size_t want;
+
+	run_repeated("BOGUS\r\n", SUBMIT_ERRORS_MAX + 5, codes, sizeof(codes));
 	/* 220, SUBMIT_ERRORS_MAX x 500, then 421 and nothing more. */
 	UNIT_CHECK("too_many_errors_421", strlen(codes) ==
 	    4 * (SUBMIT_ERRORS_MAX + 2) - 1 &&
 	    strcmp(codes + strlen(codes) - 3, "421") == 0, "%s", codes);
-	buf_free(&in);
+	/* NOOP: SUBMIT_JUNK_MAX free, then each is an error as well. */
+	run_repeated("NOOP\r\n", SUBMIT_JUNK_MAX + SUBMIT_ERRORS_MAX + 5, codes,
+	    sizeof(codes));
+	want = 4 * (SUBMIT_JUNK_MAX + SUBMIT_ERRORS_MAX + 2) - 1;
+	UNIT_CHECK("junk_commands_421", strlen(codes) == want &&
+	    strcmp(codes + strlen(codes) - 3, "421") == 0 &&
+	    strncmp(codes + strlen(codes) - 7, "250", 3) == 0,
+	    "%zu codes, want %zu: ...%s", strlen(codes), want,
+	    codes + (strlen(codes) > 20 ? strlen(codes) - 20 : 0));
 }
 
 int
