@@ -136,12 +136,10 @@ evict(struct limits *l, int64_t now)
 	}
 }
 
-long long
-limits_count(struct limits *l, const char *kind, const char *key,
-    long long window, int64_t now)
+/* Events of entry e in the window; the caller holds the lock. */
+static long long
+count_locked(const struct lim_ent *e, long long window, int64_t now)
 {
-	char k[LIM_KEY_MAX];
-	struct lim_ent *e;
 	int64_t cur = now / 60, first;
 	long long total = 0;
 	int i;
@@ -150,12 +148,61 @@ limits_count(struct limits *l, const char *kind, const char *key,
 		window = LIM_BUCKETS * 60;
 	/* The buckets of the minutes that overlap the window. */
 	first = cur - (window + 59) / 60 + 1;
+	for (i = 0; i < LIM_BUCKETS; i++)
+		if (e->minute[i] >= first && e->minute[i] <= cur)
+			total += e->count[i];
+	return total;
+}
+
+/* The entry for k, made if needed (NULL when out of memory); the caller
+ * holds the lock. */
+static struct lim_ent *
+get_locked(struct limits *l, const char *k, int64_t now)
+{
+	struct lim_ent *e;
+	size_t b;
+
+	if ((e = find(l, k)) != NULL)
+		return e;
+	if (l->n >= l->max)
+		evict(l, now);
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	snprintf(e->key, sizeof(e->key), "%s", k);
+	b = hash(k) & (l->nbuckets - 1);
+	e->next = l->tab[b];
+	l->tab[b] = e;
+	l->n++;
+	return e;
+}
+
+static void
+add_locked(struct lim_ent *e, long long n, int64_t now)
+{
+	int64_t cur = now / 60;
+	int i = (int)(cur % LIM_BUCKETS);
+
+	if (e->minute[i] != cur) {
+		e->minute[i] = cur;
+		e->count[i] = 0;
+	}
+	e->count[i] = e->count[i] + (uint32_t)n < e->count[i] ? UINT32_MAX :
+	    e->count[i] + (uint32_t)n;
+	e->touched = now;
+}
+
+long long
+limits_count(struct limits *l, const char *kind, const char *key,
+    long long window, int64_t now)
+{
+	char k[LIM_KEY_MAX];
+	struct lim_ent *e;
+	long long total = 0;
+
 	make_key(k, kind, key);
 	pthread_mutex_lock(&l->mu);
 	if ((e = find(l, k)) != NULL)
-		for (i = 0; i < LIM_BUCKETS; i++)
-			if (e->minute[i] >= first && e->minute[i] <= cur)
-				total += e->count[i];
+		total = count_locked(e, window, now);
 	pthread_mutex_unlock(&l->mu);
 	return total;
 }
@@ -166,34 +213,31 @@ limits_add(struct limits *l, const char *kind, const char *key, long long n,
 {
 	char k[LIM_KEY_MAX];
 	struct lim_ent *e;
-	int64_t cur = now / 60;
-	size_t b;
-	int i;
 
 	if (n <= 0)
 		return;
 	make_key(k, kind, key);
 	pthread_mutex_lock(&l->mu);
-	if ((e = find(l, k)) == NULL) {
-		if (l->n >= l->max)
-			evict(l, now);
-		if ((e = calloc(1, sizeof(*e))) == NULL) {
-			pthread_mutex_unlock(&l->mu);
-			return;
-		}
-		snprintf(e->key, sizeof(e->key), "%s", k);
-		b = hash(k) & (l->nbuckets - 1);
-		e->next = l->tab[b];
-		l->tab[b] = e;
-		l->n++;
-	}
-	i = (int)(cur % LIM_BUCKETS);
-	if (e->minute[i] != cur) {
-		e->minute[i] = cur;
-		e->count[i] = 0;
-	}
-	e->count[i] = e->count[i] + (uint32_t)n < e->count[i] ? UINT32_MAX :
-	    e->count[i] + (uint32_t)n;
-	e->touched = now;
+	if ((e = get_locked(l, k, now)) != NULL)
+		add_locked(e, n, now);
 	pthread_mutex_unlock(&l->mu);
+}
+
+int
+limits_take(struct limits *l, const char *kind, const char *key,
+    long long window, long long max, int64_t now)
+{
+	char k[LIM_KEY_MAX];
+	struct lim_ent *e;
+	int rc = -1;
+
+	make_key(k, kind, key);
+	pthread_mutex_lock(&l->mu);
+	if ((e = get_locked(l, k, now)) != NULL &&
+	    count_locked(e, window, now) < max) {
+		add_locked(e, 1, now);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return rc;
 }

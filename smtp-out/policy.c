@@ -117,7 +117,6 @@ policy_mail(struct session *s, const struct addr *from, struct reply *r)
 {
 	struct submit *sv = s->sv;
 	char a[ADDR_PATH_MAX + 1], q[ADDR_PATH_MAX * 2];
-	long long n;
 
 	if (addr_is_null(from)) {
 		reply_set(r, 553, "5.7.1", "Sender address rejected: the null "
@@ -132,8 +131,11 @@ policy_mail(struct session *s, const struct addr *from, struct reply *r)
 		    "not owned by user %s", a, s->user);
 		return -1;
 	}
-	n = limits_count(sv->limits, "msgs", s->user, HOUR, time(NULL));
-	if (n >= sv->max_msgs_hour) {
+	/* Counted when MAIL is accepted, as Postfix's anvil counts: a
+	 * check at MAIL and a count at the end of DATA let parallel
+	 * sessions all pass it. */
+	if (limits_take(sv->limits, "msgs", s->user, HOUR, sv->max_msgs_hour,
+	    time(NULL)) != 0) {
 		log_info("session=%s event=limit user=%s limit=messages_per_hour "
 		    "value=%lld", s->id, s->user, sv->max_msgs_hour);
 		reply_set(r, 452, "4.7.1", "Hourly message limit reached "
@@ -149,10 +151,15 @@ policy_rcpt(struct session *s, const struct addr *to, struct reply *r)
 {
 	struct submit *sv = s->sv;
 	char a[ADDR_PATH_MAX + 1];
-	long long n;
 
-	n = limits_count(sv->limits, "rcpts", s->user, HOUR, time(NULL));
-	if (n + (long long)s->nrcpt >= sv->max_rcpts_hour) {
+	if (owner_is_local(sv->owner, to->domain)) {
+		addr_format(to, a, sizeof(a));
+		if (owner_check_rcpt(sv->owner, a, r) != 0)
+			return -1;
+	}
+	/* Counted when RCPT is accepted (see policy_mail). */
+	if (limits_take(sv->limits, "rcpts", s->user, HOUR,
+	    sv->max_rcpts_hour, time(NULL)) != 0) {
 		log_info("session=%s event=limit user=%s "
 		    "limit=recipients_per_hour value=%lld", s->id, s->user,
 		    sv->max_rcpts_hour);
@@ -161,19 +168,5 @@ policy_rcpt(struct session *s, const struct addr *to, struct reply *r)
 		    sv->max_rcpts_hour);
 		return -1;
 	}
-	if (owner_is_local(sv->owner, to->domain)) {
-		addr_format(to, a, sizeof(a));
-		if (owner_check_rcpt(sv->owner, a, r) != 0)
-			return -1;
-	}
 	return 0;
-}
-
-void
-policy_accepted(struct session *s)
-{
-	int64_t now = time(NULL);
-
-	limits_add(s->sv->limits, "msgs", s->user, 1, now);
-	limits_add(s->sv->limits, "rcpts", s->user, (long long)s->nrcpt, now);
 }

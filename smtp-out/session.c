@@ -618,10 +618,8 @@ data_read(struct session *s)
 	} else {
 		msg_end(s, dr.bad_eol, &r);
 		out_struct(s, &r);
-		if (r.cls == REPLY_OK) {
-			policy_accepted(s);
+		if (r.cls == REPLY_OK)
 			s->junk = 0;
-		}
 	}
 }
 

@@ -221,8 +221,6 @@ int	policy_mail(struct session *s, const struct addr *from,
 	    struct reply *r);
 /* RCPT TO: limits and, for our domains, an existing mailbox. */
 int	policy_rcpt(struct session *s, const struct addr *to, struct reply *r);
-/* A message was accepted: count it against the hourly limits. */
-void	policy_accepted(struct session *s);
 
 /* ---- message.c ------------------------------------------------------ */
 
@@ -244,6 +242,11 @@ long long limits_count(struct limits *l, const char *kind, const char *key,
 /* Record n events now. */
 void	limits_add(struct limits *l, const char *kind, const char *key,
 	    long long n, int64_t now);
+/* Record one event now if fewer than max are in the window (0), else -1
+ * (also when out of memory); one step, so that sessions in parallel
+ * cannot all pass the same last free place. */
+int	limits_take(struct limits *l, const char *kind, const char *key,
+	    long long window, long long max, int64_t now);
 
 /* ---- owner.c -------------------------------------------------------- */
 

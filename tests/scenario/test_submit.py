@@ -932,6 +932,27 @@ def hourly_message_limit_gives_452(c):
 
 
 @test
+def hourly_recipient_limit_holds_across_parallel_sessions(c):
+    # Counted when RCPT is accepted: two sessions at once cannot both
+    # use the same places.
+    restart_submit(c, {"submit_max_recipients_per_hour": "3"})
+    a, b = demo(c), demo(c)
+    try:
+        for s in (a, b):
+            code, text = s.docmd("MAIL", "FROM:<demo@example.test>")
+            eq(code, 250, "MAIL (%r)" % text)
+        got = [a.docmd("RCPT", "TO:<%s>" % BOB)[0],
+               b.docmd("RCPT", "TO:<%s>" % BOB)[0],
+               a.docmd("RCPT", "TO:<far1@far.test>")[0],
+               b.docmd("RCPT", "TO:<far1@far.test>")[0]]
+        eq(got, [250, 250, 250, 452], "RCPT replies in both sessions")
+    finally:
+        quit_(a)
+        quit_(b)
+        restart_submit(c)
+
+
+@test
 def idle_client_gets_421_and_is_closed(c):
     restart_submit(c, {"submit_idle_timeout": "2s"})
     try:

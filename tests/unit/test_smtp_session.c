@@ -117,12 +117,6 @@ policy_rcpt(struct session *s, const struct addr *to, struct reply *r)
 	return -1;
 }
 
-void
-policy_accepted(struct session *s)
-{
-	(void)s;
-}
-
 int
 msg_begin(struct session *s, struct reply *r)
 {
