@@ -97,6 +97,24 @@ tag_value(const char *v, const char *name, char *out, size_t outsz)
 	return -1;
 }
 
+/*
+ * The edge's SPF result for the envelope sender: Cloudflare writes two,
+ * the HELO check first ("spf=none ... smtp.helo=out.example; spf=pass
+ * ... smtp.mailfrom=a@example").  DMARC wants the MAIL FROM one; the
+ * HELO one only stands in for a null sender (RFC 7208 section 2.4).
+ */
+static const struct authres_result *
+edge_spf(const struct authres *ar)
+{
+	size_t i;
+
+	for (i = 0; i < ar->nres; i++)
+		if (strcasecmp(ar->res[i].method, "spf") == 0 &&
+		    authres_prop(&ar->res[i], "smtp", "mailfrom") != NULL)
+			return &ar->res[i];
+	return authres_find(ar, "spf");
+}
+
 /* Take spf/arc results from an edge A-R (or ARC-A-R payload). */
 static void
 edge_from_ar(const struct authres *ar, struct edge_info *e)
@@ -104,7 +122,7 @@ edge_from_ar(const struct authres *ar, struct edge_info *e)
 	const struct authres_result *r;
 	const char *v;
 
-	if ((r = authres_find(ar, "spf")) != NULL && e->spf[0] == '\0') {
+	if ((r = edge_spf(ar)) != NULL && e->spf[0] == '\0') {
 		copy(e->spf, sizeof(e->spf), r->result);
 		copy(e->spf_comment, sizeof(e->spf_comment), r->comment);
 		if ((v = authres_prop(r, "smtp", "mailfrom")) != NULL)
@@ -130,6 +148,7 @@ edge_read(const char *hdr, size_t len, const char *edge_id,
 	struct received_spf rs;
 	size_t pos = 0;
 	int nrecv = 0, got_rs = 0, got_ar = 0, got_aar = 0;
+	int seen_rs = 0, seen_ar = 0, seen_aar = 0;
 	char seal_cv[16] = "", id[AUTHRES_VALUE_MAX];
 	const char *v;
 
@@ -149,18 +168,28 @@ edge_read(const char *hdr, size_t len, const char *edge_id,
 		if (unfold(&f, &b) != 0)
 			continue;
 		v = buf_cstr(&b);
-		if (hdr_is(&f, "Received-SPF") && !got_rs) {
+		/* The first field of each kind from the edge is the edge's,
+		 * parsed or not: one below it may be the sender's forgery,
+		 * so a field we cannot read means "no edge result", never
+		 * "look further down". */
+		if (hdr_is(&f, "Received-SPF") && !seen_rs) {
+			seen_rs = 1;
 			got_rs = received_spf_parse(v, b.len, &rs) == 0;
-		} else if (hdr_is(&f, "Authentication-Results") && !got_ar) {
+		} else if (hdr_is(&f, "Authentication-Results") && !seen_ar) {
 			if (authres_id(v, b.len, id, sizeof(id)) == 0 &&
-			    strcasecmp(id, edge_id) == 0)
+			    strcasecmp(id, edge_id) == 0) {
+				seen_ar = 1;
 				got_ar = authres_parse(v, b.len, ar) == 0;
-		} else if (hdr_is(&f, "ARC-Authentication-Results") && !got_aar) {
+			}
+		} else if (hdr_is(&f, "ARC-Authentication-Results") &&
+		    !seen_aar) {
 			const char *pl = skip_instance(v);
 
 			if (pl != NULL && authres_id(pl, strlen(pl), id,
-			    sizeof(id)) == 0 && strcasecmp(id, edge_id) == 0)
+			    sizeof(id)) == 0 && strcasecmp(id, edge_id) == 0) {
+				seen_aar = 1;
 				got_aar = authres_parse(pl, strlen(pl), aar) == 0;
+			}
 		} else if (hdr_is(&f, "ARC-Seal") && seal_cv[0] == '\0') {
 			if (tag_value(v, "cv", seal_cv, sizeof(seal_cv)) != 0)
 				seal_cv[0] = '\0';

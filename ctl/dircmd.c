@@ -66,6 +66,9 @@ in_domain(const char *addr, const char *domain)
 
 /* ---- domain -------------------------------------------------------------- */
 
+static int	check_source(struct ctl *, const struct dir *, const char *,
+		    int);
+
 /* Point the admin aliases of domain at admin; names: comma list, "none",
  * or NULL for all.  Adds the created sources to list (may be NULL). */
 static int
@@ -103,6 +106,12 @@ set_admin(struct ctl *c, struct dir *d, const char *domain, const char *admin,
 			if (p == NULL || *p == '\0')
 				break;
 			len = strcspn(p, ",");
+			/* An empty name would make "@domain": the
+			 * catch-all. */
+			if (len == 0 || len >= sizeof(buf) ||
+			    memchr(p, '@', len) != NULL)
+				return ctl_fail(c, "bad alias name '%.*s' in "
+				    "--aliases", (int)len, p);
 			snprintf(buf, sizeof(buf), "%.*s", (int)len, p);
 			name = buf;
 		}
@@ -120,6 +129,10 @@ set_admin(struct ctl *c, struct dir *d, const char *domain, const char *admin,
 		if (dir_list_add(d, DIR_ALIASES, src, one, 1, err,
 		    sizeof(err)) != 0)
 			return ctl_fail(c, "%s", err);
+		/* An admin that is (or leads to) one of these would make
+		 * a loop, and postmaster's mail would bounce. */
+		if (check_source(c, d, src, 0) != CTL_OK)
+			return CTL_ERR;
 		if (list != NULL)
 			json_array_append_new(list, json_string(src));
 	}
@@ -1305,6 +1318,14 @@ cmd_archive_expire(struct ctl *c, int argc, char **argv)
 	if (!have_days && ctl_get_ll(c, "archive_retention_days", 0, 36500,
 	    &days) != 0)
 		return CTL_ERR;
+	/* 0 reads as "keep for ever", never as "older than now": that
+	 * would empty the archive. */
+	if (days == 0) {
+		if (!c->json)
+			printf("retention 0 days: the archive is kept, nothing "
+			    "expires\n");
+		return c->json ? ctl_json(json_array()) : CTL_OK;
+	}
 	cutoff = time(NULL) - (time_t)days * 86400;
 	if ((d = ctl_dir_read(c)) == NULL)
 		return CTL_ERR;

@@ -8,6 +8,7 @@
  * or "v=DKIM1; k=ed25519; p=<the raw 32-byte key>", base64.
  */
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -189,12 +190,13 @@ cmd_dkim_keygen(struct ctl *c, int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *type = "rsa", *sel = NULL, *domain;
-	char dir[4096], path[4400], tmp[4500];
+	char dir[4096], path[4400], tmp[4500], up[4096], lc[256], *slash;
 	struct buf rec;
 	EVP_PKEY *pk;
 	FILE *fp;
-	int ch, force = 0, fd;
-	struct stat st;
+	int ch, force = 0, fd, have_own = 0;
+	struct stat st, own;
+	size_t i;
 
 	while ((ch = ctl_getopt(c, argc, argv, "", opts)) != -1)
 		switch (ch) {
@@ -214,7 +216,11 @@ cmd_dkim_keygen(struct ctl *c, int argc, char **argv)
 		}
 	if (argc - optind != 1)
 		return ctl_usage(c, "one DOMAIN expected");
-	domain = argv[optind];
+	/* The signer looks keys up by the lower-cased From domain. */
+	snprintf(lc, sizeof(lc), "%s", argv[optind]);
+	for (i = 0; lc[i] != '\0'; i++)
+		lc[i] = (char)tolower((unsigned char)lc[i]);
+	domain = lc;
 	if (strcmp(type, "rsa") != 0 && strcmp(type, "ed25519") != 0)
 		return ctl_usage(c, "--type is rsa or ed25519");
 	if (sel == NULL) {
@@ -234,8 +240,22 @@ cmd_dkim_keygen(struct ctl *c, int argc, char **argv)
 	if (stat(path, &st) == 0 && !force)
 		return ctl_fail(c, "%s exists (--force replaces it; publish "
 		    "the new record before the signer uses it)", path);
+	/* The keys belong to whoever owns the state the keys directory is
+	 * made in (the service that signs), not to root running this: the
+	 * nearest directory that exists already says who that is. */
+	snprintf(up, sizeof(up), "%s", ctl_get(c, "dkim_keys_dir"));
+	while (!(have_own = stat(up, &own) == 0) &&
+	    (slash = strrchr(up, '/')) != NULL && slash != up)
+		*slash = '\0';
+	if (geteuid() != 0)
+		have_own = 0;
 	if (mkdir_p(dir, 0700) != 0)
 		return ctl_fail(c, "%s: %s", dir, strerror(errno));
+	if (have_own) {
+		(void)!chown(ctl_get(c, "dkim_keys_dir"), own.st_uid,
+		    own.st_gid);
+		(void)!chown(dir, own.st_uid, own.st_gid);
+	}
 	pk = strcmp(type, "rsa") == 0 ?
 	    EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)DKIM_RSA_BITS) :
 	    EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
@@ -247,12 +267,8 @@ cmd_dkim_keygen(struct ctl *c, int argc, char **argv)
 		EVP_PKEY_free(pk);
 		return ctl_fail(c, "%s: %s", tmp, strerror(errno));
 	}
-	/* The key belongs to whoever owns the keys directory (the service
-	 * that signs), not to root running this. */
-	if (geteuid() == 0 && stat(ctl_get(c, "dkim_keys_dir"), &st) == 0) {
-		(void)!fchown(fd, st.st_uid, st.st_gid);
-		(void)!chown(dir, st.st_uid, st.st_gid);
-	}
+	if (have_own)
+		(void)!fchown(fd, own.st_uid, own.st_gid);
 	if (PEM_write_PrivateKey(fp, pk, NULL, NULL, 0, NULL, NULL) != 1 ||
 	    fflush(fp) != 0 || fsync(fd) != 0) {
 		fclose(fp);

@@ -467,8 +467,11 @@ cmd_dovecot_config(struct ctl *c, int argc, char **argv)
 		int fd;
 
 		snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", out, (long)getpid());
-		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0644)) < 0 || (fp = fdopen(fd, "w")) == NULL) {
+		/* Never through a name someone else made (a symlink in a
+		 * directory Dovecot's user may write). */
+		(void)unlink(tmp);
+		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0644)) < 0 || (fp = fdopen(fd, "w")) == NULL) {
 			rc = ctl_fail(c, "%s: %s", tmp, strerror(errno));
 		} else {
 			if (fwrite(buf_cstr(&b), 1, b.len, fp) != b.len ||

@@ -90,7 +90,7 @@ const struct conf_def conf_defs[] = {
 	    "cost of password_scheme (doveadm pw -r; BLF-CRYPT 8: a login "
 	    "takes ~50 ms on 2 cores; 0: the scheme's default)" },
 	{ "archive_retention_days", "365",
-	    "archive expire deletes archived mail older than this" },
+	    "archive expire deletes archived mail older than this (0: never)" },
 	{ "imap_host", "$hostname",
 	    "IMAP server name given to mail clients (autoconfig, DNS)" },
 	{ "pop3_host", "$hostname", "POP3 server name given to mail clients" },

@@ -332,8 +332,33 @@ address_norm(const char *s, char *out, size_t outsz, const char **why)
 		*why = "address too long";
 		return -1;
 	}
-	for (i = 0; out[i] != '\0'; i++)
+	for (i = 0; out[i] != '\0'; i++) {
+		/* The files are "address: ..." and "address a, b, c" lines
+		 * with # comments: an address they cannot hold back would
+		 * make the whole file unreadable (RFC 5321 allows these in
+		 * quoted local parts, and '#' even unquoted). */
+		if (strchr("\" \t,:#", out[i]) != NULL) {
+			*why = "quotes, spaces, ',', ':' and '#' cannot be "
+			    "stored in the directory";
+			return -1;
+		}
 		out[i] = (char)tolower((unsigned char)out[i]);
+	}
+	return 0;
+}
+
+/* Does the address given as a target name `norm` (normalised)? */
+static int
+targets_name(const char *const *targets, size_t n, const char *norm)
+{
+	char t[ADDR_PATH_MAX + 1];
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (address_norm(targets[i], t, sizeof(t), &why) == 0 &&
+		    strcmp(t, norm) == 0)
+			return 1;
 	return 0;
 }
 
@@ -1035,6 +1060,14 @@ dir_user_add(struct dir *d, const char *addr, const char *pass,
 		snprintf(err, errsz, "%s: %s", addr, why);
 		return -1;
 	}
+	/* Lookups cut the local part at '+' (the +detail of DESIGN 3,
+	 * Dovecot's recipient_delimiter): such a mailbox would never get
+	 * mail. */
+	if (strchr(norm, '+') != NULL) {
+		snprintf(err, errsz, "%s: a mailbox name cannot contain '+' "
+		    "(the +detail separator)", addr);
+		return -1;
+	}
 	if (find_domain(d, strrchr(norm, '@') + 1) < 0) {
 		snprintf(err, errsz, "domain %s is not in the directory "
 		    "(edgemailctl domain add)", strrchr(norm, '@') + 1);
@@ -1188,7 +1221,10 @@ dir_list_add(struct dir *d, enum dir_file f, const char *src,
 		snprintf(err, errsz, "domain %s is not in the directory", dom);
 		return -1;
 	}
-	if (norm[0] != '@' && (find_user(d, norm) >= 0 ||
+	/* A mailbox may also be an alias of itself plus others ("keep a
+	 * copy and forward": bob -> bob, bob@elsewhere). */
+	if (norm[0] != '@' && ((find_user(d, norm) >= 0 &&
+	    (k == 1 || !targets_name(targets, n, norm))) ||
 	    list_get(d, 1 - k, norm) != NULL)) {
 		snprintf(err, errsz, "%s exists as a %s", norm,
 		    find_user(d, norm) >= 0 ? "mailbox" :

@@ -104,7 +104,11 @@ def sign(msg, selector, domain, key, alg=b"rsa-sha256"):
 
 def edge_block(spf="pass", mailfrom="a@spf.test", arc="none",
                ip="192.0.2.10"):
-    """The fields Cloudflare Email Routing writes on top."""
+    """The fields Cloudflare Email Routing writes on top.  As in real
+    ones, the HELO check comes first (spf=none ... smtp.helo), then the
+    MAIL FROM check that DMARC uses."""
+    helo_spf = (b"\tspf=none (mx.cloudflare.net: no SPF records found for "
+                b"postmaster@mail.spf.test) smtp.helo=mail.spf.test;\r\n")
     return (
         b"Received: from mail.spf.test (mail.spf.test [" + ip.encode() +
         b"]) by mx.cloudflare.net (Postfix) with ESMTPS id 4Qx\r\n"
@@ -112,6 +116,7 @@ def edge_block(spf="pass", mailfrom="a@spf.test", arc="none",
         b"ARC-Seal: i=1; a=rsa-sha256; s=cf2024-1; d=cloudflare.net; "
         b"cv=none; b=AAAA\r\n"
         b"ARC-Authentication-Results: i=1; mx.cloudflare.net; dkim=none;\r\n"
+        + helo_spf +
         b"\tspf=" + spf.encode() + b" smtp.mailfrom=" + mailfrom.encode() +
         b"; arc=" + arc.encode() + b" smtp.remote-ip=" + ip.encode() + b"\r\n"
         b"Received-SPF: " + spf.encode() + b" (mx.cloudflare.net: domain of " +
@@ -120,6 +125,7 @@ def edge_block(spf="pass", mailfrom="a@spf.test", arc="none",
         b"\"; helo=mail.spf.test;\r\n"
         b"Authentication-Results: mx.cloudflare.net;\r\n"
         b"\tdkim=none; dmarc=none header.from=spf.test;\r\n"
+        + helo_spf +
         b"\tspf=" + spf.encode() + b" (mx.cloudflare.net: domain of " +
         mailfrom.encode() + b") smtp.mailfrom=" + mailfrom.encode() + b";\r\n"
         b"\tarc=" + arc.encode() + b" smtp.remote-ip=" + ip.encode() + b"\r\n")
@@ -600,6 +606,20 @@ def deeper_forged_edge_results_are_ignored(c):
     a = our_ar(delivered(c, "edge-none", m))[0]
     check("spf=none (no SPF result from the edge)" in a, a)
     check("arc=pass" not in a, a)
+
+
+@test
+def forged_results_below_an_unreadable_edge_field_are_ignored(c):
+    # The edge's own fields do not parse (an envelope sender longer than
+    # a result value may be); the sender's copies right below them, in
+    # the same block, must not be taken instead.
+    forged = (b"Authentication-Results: mx.cloudflare.net; spf=pass "
+              b"smtp.mailfrom=a@spf.test\r\n"
+              b"Received-SPF: pass client-ip=198.51.100.1; "
+              b"envelope-from=\"a@spf.test\"\r\n")
+    m = (edge_block(spf="pass", mailfrom="x" * 300 + "@far.test") + forged +
+         message("edge-unreadable", frm="a@spf.test"))
+    refused(c, m, 422, 550, "5.7.1")
 
 
 # ---- DNS ------------------------------------------------------------------------

@@ -368,6 +368,49 @@ def user_del_keeps_mail_until_purge(c):
 
 
 @test
+def addresses_the_files_cannot_hold_are_refused(c):
+    # Each of these once made a file that no program could read again.
+    for args in (("alias", "add", "info@example.test", '"john smith"@far.test'),
+                 ("alias", "add", '"x y"@example.test', "demo@example.test"),
+                 ("user", "add", '"a:b"@example.test'),
+                 ("user", "add", "#x@example.test"),
+                 ("user", "add", "john+news@example.test")):
+        rc, _, err = ctl(c, *args)
+        eq(rc, 1, "%r refused (%s)" % (args, err))
+    rc, out, err = ctl(c, "alias", "list")
+    eq(rc, 0, "the directory still reads: %s" % err)
+
+
+@test
+def a_mailbox_may_keep_a_copy_and_forward(c):
+    eq(ctl(c, "user", "add", "keeper@example.test")[0], 0, "user add")
+    rc, _, err = ctl(c, "alias", "add", "keeper@example.test",
+                     "keeper@example.test", "keeper@far.test")
+    eq(rc, 0, "self-alias: %s" % err)
+    rc, out, err = ctl(c, "resolve", "keeper@example.test")
+    eq(rc, 0, "resolve: %s" % err)
+    check("keeper@far.test" in out and "keeper@example.test" in out, out)
+    ctl(c, "alias", "del", "keeper@example.test")
+    ctl(c, "user", "del", "keeper@example.test")
+
+
+@test
+def domain_admin_refuses_a_loop_and_an_empty_name(c):
+    rc, _, err = ctl(c, "domain", "admin", "example.test",
+                     "postmaster@example.test")
+    eq(rc, 1, "an admin that is an admin alias: %s" % err)
+    check("loop" in err, err)
+    rc, _, err = ctl(c, "domain", "admin", "example.test",
+                     "demo@example.test", "--aliases", "postmaster,,abuse")
+    eq(rc, 1, "an empty name would be the catch-all: %s" % err)
+    rc, out, _ = ctl(c, "alias", "list")
+    check(not any(l.startswith("@") for l in out.splitlines()),
+          "no catch-all made: %s" % out)
+    rc, out, err = ctl(c, "resolve", "postmaster@example.test")
+    check("loop" not in out + err, "postmaster still resolves: %s" % out)
+
+
+@test
 def archive_expire_by_file_dates(c):
     rc, out, err = ctl(c, "archive", "set", "example.test",
                        "vault@example.test", "--create")
