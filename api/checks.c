@@ -289,7 +289,7 @@ run_auth(struct api *api, const char *req_id, const struct ingest *in,
 	struct dkim_input di;
 	struct reply rp;
 	char from[256], spf_dom[256];
-	int edge_key = is_edge_key(c, key_id), fr;
+	int edge_key = is_edge_key(c, key_id), fr, dkim_error = 0;
 	size_t i, w = 0;
 
 	rep = calloc(1, sizeof(*rep));
@@ -328,6 +328,7 @@ run_auth(struct api *api, const char *req_id, const struct ingest *in,
 			    "temperror");
 			snprintf(rep->sig[0].why, sizeof(rep->sig[0].why),
 			    "verification failed");
+			dkim_error = 1;
 		}
 		if (rep->nsig == 0)
 			authres_add(ar, "dkim", "none", NULL);
@@ -396,7 +397,13 @@ run_auth(struct api *api, const char *req_id, const struct ingest *in,
 			if (r != NULL && ev.from[0])
 				authres_add_prop(r, "header", "from", ev.from);
 			snprintf(sum->dmarc, sizeof(sum->dmarc), "%s", ev.result);
-			if (strcmp(ev.result, "temperror") == 0) {
+			/* The signatures could not be checked here (I/O, out
+			 * of memory): a "fail" without them means nothing. */
+			if (dkim_error && strcmp(ev.result, "fail") == 0) {
+				reply_set(&rp, 451, "4.7.5", "DKIM verification "
+				    "failed here, try again later");
+				verdict_temp(res, &rp, 30);
+			} else if (strcmp(ev.result, "temperror") == 0) {
 				reply_set(&rp, 451, "4.4.3", "DMARC: cannot "
 				    "check the policy of %s now, try again "
 				    "later", ev.from);
@@ -506,14 +513,17 @@ run_spam(struct api *api, const char *req_id, const struct envelope *env,
 		    300 : 60);
 		return;
 	}
-	if (strcmp(sr.action, "add header") == 0 ||
-	    strcmp(sr.action, "rewrite subject") == 0) {
+	/* "no action" is clean; every other action (add header, rewrite
+	 * subject, and those set by rules: quarantine, discard, ...) is
+	 * at least Junk, never the inbox. */
+	if (strcmp(sr.action, "no action") != 0) {
 		verdict_junk(res);
 		buf_puts(&res->headers, "X-Spam-Flag: YES\r\n");
 	} else
 		buf_puts(&res->headers, "X-Spam-Flag: NO\r\n");
 	buf_printf(&res->headers, "X-Spam-Score: %.2f / %.2f\r\n"
-	    "X-Spam-Action: %s\r\n", sr.score, sr.required, sr.action);
+	    "X-Spam-Action: %s\r\n", sr.score, sr.required,
+	    strpbrk(sr.action, "\r\n") == NULL ? sr.action : "?");
 	if (sr.symbols[0] && strpbrk(sr.symbols, "\r\n") == NULL)
 		buf_printf(&res->headers, "X-Spam-Symbols: %s\r\n", sr.symbols);
 }

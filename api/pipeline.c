@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "lib/authres.h"
 #include "api/checks.h"
 #include "lib/hdr.h"
 #include "lib/log.h"
@@ -52,20 +53,15 @@ outcome_set(struct outcome *out, unsigned http, const char *status,
 	va_end(ap);
 }
 
-/* Is this Authentication-Results field one that claims to be ours? */
+/* Is this Authentication-Results field one that claims to be ours?  The
+ * authserv-id as RFC 8601 reads it: after comments, maybe quoted. */
 static int
 ar_claims_us(const struct api *api, const struct hdr_field *f)
 {
-	const char *v = f->value, *end = f->value + f->value_len;
-	size_t idlen = strlen(api->authserv_id), n;
+	char id[AUTHRES_VALUE_MAX];
 
-	while (v < end && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n'))
-		v++;
-	n = 0;
-	while (v + n < end && v[n] != ';' && v[n] != ' ' && v[n] != '\t' &&
-	    v[n] != '\r' && v[n] != '\n')
-		n++;
-	return n == idlen && strncasecmp(v, api->authserv_id, idlen) == 0;
+	return authres_id(f->value, f->value_len, id, sizeof(id)) == 0 &&
+	    strcasecmp(id, api->authserv_id) == 0;
 }
 
 /*

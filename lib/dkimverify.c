@@ -222,6 +222,8 @@ describe(DKIM *dkim, struct vctx *c, DKIM_SIGINFO *sig, struct dkimv_sig *o)
 		}
 	}
 	if ((flags & DKIM_SIGFLAG_PASSED) && bh == DKIM_SIGBH_MATCH) {
+		ssize_t msglen = -1, canonlen = -1, signlen = -1;
+
 		if (strcmp(o->alg, "rsa-sha1") == 0) {
 			set(o->result, sizeof(o->result), "policy");
 			set(o->why, sizeof(o->why), "rsa-sha1 is not accepted");
@@ -231,6 +233,14 @@ describe(DKIM *dkim, struct vctx *c, DKIM_SIGINFO *sig, struct dkimv_sig *o)
 			set(o->result, sizeof(o->result), "policy");
 			snprintf(o->why, sizeof(o->why), "%u-bit key is too small",
 			    bits);
+		} else if (dkim_sig_getcanonlen(dkim, sig, &msglen, &canonlen,
+		    &signlen) == DKIM_STAT_OK && signlen >= 0 &&
+		    canonlen < msglen) {
+			/* l= left part of the body unsigned: anything could
+			 * have been added there (a new MIME part). */
+			set(o->result, sizeof(o->result), "policy");
+			snprintf(o->why, sizeof(o->why), "l= signs %zd of %zd "
+			    "body bytes", canonlen, msglen);
 		} else
 			set(o->result, sizeof(o->result), "pass");
 		return;

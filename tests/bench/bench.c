@@ -329,8 +329,13 @@ bench_msg_tail(const struct bench_msg *m, uint64_t seq, char *tail)
 {
 	char t[BENCH_TAIL_LEN + 1];
 
-	snprintf(t, sizeof(t), "bench-seq %016" PRIx64 " %020" PRIu64 "\r\n",
-	    m->nonce, seq);
+	/* Both forms are BENCH_TAIL_LEN bytes. */
+	if (m->tail_is_field)
+		snprintf(t, sizeof(t), "X-Bench: %016" PRIx64 "-%021" PRIu64
+		    "\r\n", m->nonce, seq);
+	else
+		snprintf(t, sizeof(t), "bench-seq %016" PRIx64 " %020" PRIu64
+		    "\r\n", m->nonce, seq);
 	memcpy(tail, t, BENCH_TAIL_LEN);
 }
 
@@ -338,8 +343,9 @@ static void msg_finish(struct bench_msg *m);
 
 /*
  * --message FILE: a whole message (CRLF line ends, ending in CRLF) made
- * elsewhere, e.g. DKIM-signed with l= covering exactly its body; the tail
- * is appended after it, outside what the signature covers.
+ * elsewhere, e.g. DKIM-signed; the tail is a header field put on top of
+ * it ("X-Bench:", which no signature covers), so the body stays what was
+ * signed, whole.
  */
 static void
 msg_load(const struct bench_opts *o, struct bench_msg *m)
@@ -361,10 +367,11 @@ msg_load(const struct bench_opts *o, struct bench_msg *m)
 	if (f.len < 4 || memcmp(f.data + f.len - 2, "\r\n", 2) != 0 ||
 	    memmem(f.data, f.len, "\r\n\r\n", 4) == NULL)
 		fatalx("%s: not a message with CRLF line ends", o->message_file);
-	m->tail_off = f.len;
-	m->size = f.len + BENCH_TAIL_LEN;
+	m->tail_off = 0;
+	m->tail_is_field = 1;
+	m->size = BENCH_TAIL_LEN + f.len;
 	m->data = xmalloc(m->size + 1);
-	memcpy(m->data, f.data, f.len);
+	memcpy(m->data + BENCH_TAIL_LEN, f.data, f.len);
 	buf_free(&f);
 	msg_finish(m);
 }

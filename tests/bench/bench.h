@@ -61,7 +61,11 @@ struct bench_msg {
 	char	*data;			/* CRLF line ends, size bytes */
 	size_t	 size;
 	size_t	 tail_off;		/* where the per-message tail starts */
-	EVP_MD_CTX *prefix_sha;		/* SHA-256 state after data[0..tail_off) */
+	int	 tail_is_field;		/* the tail is a header field on top
+					 * (--message), else the last line */
+	EVP_MD_CTX *prefix_sha;		/* SHA-256 state after data[0..tail_off);
+					 * what follows the tail is hashed per
+					 * message (nothing, for a built one) */
 	char	 rcpt[BENCH_RCPTS_MAX][BENCH_ADDR_MAX];
 	const char *rcptp[BENCH_RCPTS_MAX];
 	int	 nrcpt;

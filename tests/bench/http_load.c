@@ -424,6 +424,8 @@ http_load_conn(void *arg)
 		memcpy(ts_pos, ts, TS_WIDTH);
 		if (EVP_MD_CTX_copy_ex(sha, base) != 1 ||
 		    EVP_DigestUpdate(sha, tail_pos, BENCH_TAIL_LEN) != 1 ||
+		    EVP_DigestUpdate(sha, tail_pos + BENCH_TAIL_LEN, m->size -
+		    m->tail_off - BENCH_TAIL_LEN) != 1 ||
 		    EVP_DigestFinal_ex(sha, md, &mdlen) != 1)
 			fatalx("SHA-256 failed");
 		hex_encode(md, mdlen, hex);

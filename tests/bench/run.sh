@@ -383,7 +383,7 @@ slice_b() {
 	    --ca "$RUN/tls/ca.pem" --keys-file "$RUN/keys/hmac.keys"
 }
 
-slice_d() {	# 1 MB, DKIM-signed with l=, the tail after it
+slice_d() {	# 1 MB, DKIM-signed, the tail a field on top
 	slice http d "$@" --url "https://127.0.0.1:$API_D_PORT" \
 	    --ca "$RUN/tls/ca.pem" --keys-file "$RUN/keys/hmac.keys" \
 	    --message "$RUN/checks/msg.eml"

@@ -94,11 +94,11 @@ def attach(tag, data, filename, ctype=b"application/octet-stream"):
                    b"Content-Type: multipart/mixed; boundary=BND\r\n")
 
 
-def sign(msg, selector, domain, key, alg=b"rsa-sha256"):
+def sign(msg, selector, domain, key, alg=b"rsa-sha256", length=False):
     sig = dkim.sign(msg, selector.encode(), domain.encode(), key,
                     signature_algorithm=alg,
                     include_headers=[b"from", b"to", b"subject", b"date",
-                                     b"message-id"])
+                                     b"message-id"], length=length)
     return sig + msg
 
 
@@ -454,6 +454,19 @@ def dkim_body_altered_after_signing_fails(c):
     a = our_ar(delivered(c, "dkim-altered", m, rest=True))[0]
     check("dkim=fail (body hash mismatch) header.d=none.test" in a, a)
     check("dmarc=fail (p=none dis=none)" in a, a)
+
+
+@test
+def dkim_l_tag_with_content_after_it_is_policy_not_pass(c):
+    m = sign(message("dkim-l", frm="a@none.test"), "rsa", "none.test",
+             c.rsa_pem, length=True)
+    a = our_ar(delivered(c, "dkim-l", m, rest=True))[0]
+    check("dkim=pass header.d=none.test" in a, "l= of the whole body: %s" % a)
+    m = sign(message("dkim-l2", frm="a@none.test"), "rsa", "none.test",
+             c.rsa_pem, length=True) + b"appended after signing\r\n"
+    a = our_ar(delivered(c, "dkim-l2", m, rest=True))[0]
+    check("dkim=policy (l= signs" in a and "header.d=none.test" in a, a)
+    check("dmarc=fail" in a, "not aligned by a partial signature: %s" % a)
 
 
 @test
@@ -816,6 +829,13 @@ def rspamd_fake_soft_reject_timeout_and_garbage(c):
         check(body.startswith(b"Authentication-Results: mx.example.test;"),
               "rspamd sees our A-R (with the edge's SPF) on top")
         check(b"spf=pass" in body.split(b"\r\n\r\n")[0], "SPF result sent")
+        # Actions a rule can set that are not "add header": never the
+        # inbox.
+        for mode in ("quarantine", "discard"):
+            c.fake.mode = mode
+            tag = "fake-" + mode
+            s = delivered(c, tag, message(tag), folder="Junk", rest=True)
+            check(b"X-Spam-Flag: YES\r\n" in s, "X-Spam-Flag for %s" % mode)
     finally:
         c.fake.stop()
         c.fake = None
