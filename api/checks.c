@@ -276,6 +276,37 @@ struct auth_summary {
 	char	 helo[256];
 };
 
+
+/* How much a DMARC outcome asks of us: reject > quarantine > temperror >
+ * a failure with p=none > the rest. */
+static int
+dmarc_weight(const struct dmarc_eval *ev)
+{
+	if (strcmp(ev->result, "fail") == 0)
+		return ev->disposition == DMARC_P_REJECT ? 4 :
+		    ev->disposition == DMARC_P_QUARANTINE ? 3 : 1;
+	return strcmp(ev->result, "temperror") == 0 ? 2 : 0;
+}
+
+/* DMARC for each of the n author domains; ev gets the one that asks the
+ * most (every author's domain is heard, RFC 7489 6.6.1). */
+static void
+dmarc_worst(struct checks *c, int n, char (*doms)[FROM_DOMAIN_MAX],
+    const struct dkimv_report *rep, const char *spf, const char *spf_dom,
+    struct dmarc_eval *ev)
+{
+	struct dmarc_eval one;
+	int i;
+
+	dmarc_evaluate(c->dns, c->psl, n > 0 ? doms[0] : "", rep, spf, spf_dom,
+	    ev);
+	for (i = 1; i < n; i++) {
+		dmarc_evaluate(c->dns, c->psl, doms[i], rep, spf, spf_dom, &one);
+		if (dmarc_weight(&one) > dmarc_weight(ev))
+			*ev = one;
+	}
+}
+
 static void
 run_auth(struct api *api, const char *req_id, const struct ingest *in,
     const char *key_id, struct check_result *res, struct auth_summary *sum)
@@ -288,7 +319,7 @@ run_auth(struct api *api, const char *req_id, const struct ingest *in,
 	struct dmarc_eval ev;
 	struct dkim_input di;
 	struct reply rp;
-	char from[256], spf_dom[256];
+	char from[FROM_DOMAINS_MAX][FROM_DOMAIN_MAX], spf_dom[256];
 	int edge_key = is_edge_key(c, key_id), fr, dkim_error = 0;
 	size_t i, w = 0;
 
@@ -379,19 +410,22 @@ run_auth(struct api *api, const char *req_id, const struct ingest *in,
 
 	/* DMARC */
 	if (c->dkim_verify) {
-		fr = from_domain(in->hdr.data, in->hdr.len, from, sizeof(from));
+		fr = from_domains(in->hdr.data, in->hdr.len, from,
+		    FROM_DOMAINS_MAX);
 		if (fr < 0) {
+			/* Authors we cannot read: no policy can be looked
+			 * up, and none may be escaped that way. */
 			r = authres_add(ar, "dmarc", "permerror",
-			    "several From fields or author domains");
+			    "a From field that cannot be read");
 			snprintf(sum->dmarc, sizeof(sum->dmarc), "permerror");
+			verdict_junk(res);
 		} else {
 			if (edge.mailfrom[0])
 				snprintf(spf_dom, sizeof(spf_dom), "%s",
 				    domain_of(edge.mailfrom));
 			else
 				snprintf(spf_dom, sizeof(spf_dom), "%s", edge.helo);
-			dmarc_evaluate(c->dns, c->psl, fr == 1 ? from : "", rep,
-			    sum->spf, spf_dom, &ev);
+			dmarc_worst(c, fr, from, rep, sum->spf, spf_dom, &ev);
 			r = authres_add(ar, "dmarc", ev.result,
 			    ev.comment[0] ? ev.comment : NULL);
 			if (r != NULL && ev.from[0])

@@ -93,10 +93,15 @@ void	edge_read(const char *hdr, size_t len, const char *edge_id,
 /* ARC-Seal fields in the whole header section. */
 int	arc_count_sets(const char *hdr, size_t len);
 
-/* The domain of the single author in From:, lower-case.  1 found, 0 no
- * From or no domain, -1 several From fields or authors of several
- * domains (DMARC permerror). */
-int	from_domain(const char *hdr, size_t len, char *out, size_t outsz);
+/* The author domains of every From field (and every mailbox in it),
+ * lower-case and distinct, at most max: their number (0: none), or -1
+ * when a From field cannot be read or names more than max domains.
+ * DMARC is evaluated for each: several From fields or authors must not
+ * hide one whose domain says reject (RFC 7489 6.6.1). */
+#define FROM_DOMAIN_MAX		256
+#define FROM_DOMAINS_MAX	8
+int	from_domains(const char *hdr, size_t len,
+	    char (*out)[FROM_DOMAIN_MAX], int max);
 
 struct dmarc_eval {
 	char	 result[16];		/* pass fail none temperror permerror */

@@ -236,14 +236,14 @@ arc_count_sets(const char *hdr, size_t len)
 /*
  * Author domains of one From value: comments and quoted strings blanked,
  * then each mailbox (split at top-level ',' ':' ';') gives the domain of
- * its <addr-spec> or bare addr-spec.  Returns the number of mailboxes with
- * a domain; *mixed set when they differ.
+ * its <addr-spec> or bare addr-spec.  Adds the domains not in out[0..n)
+ * yet; returns the new n, or -1 past max.
  */
 static int
-author_domains(char *v, char *out, size_t outsz, int *mixed)
+author_domains(char *v, char (*out)[FROM_DOMAIN_MAX], int max, int n)
 {
 	char *p, *start, *lt, *gt, *at, *d, *e;
-	int depth = 0, inq = 0, n = 0, angle = 0;
+	int depth = 0, inq = 0, angle = 0, i;
 
 	for (p = v; *p; p++) {		/* blank comments and quotes */
 		if (inq) {
@@ -274,7 +274,6 @@ author_domains(char *v, char *out, size_t outsz, int *mixed)
 			*p = ' ';
 		}
 	}
-	*mixed = 0;
 	start = v;
 	for (p = v;; p++) {
 		if (*p == '<')
@@ -308,12 +307,12 @@ author_domains(char *v, char *out, size_t outsz, int *mixed)
 			while (k > 0 && dom[k - 1] == '.')
 				k--;
 			dom[k] = '\0';
-			if (k > 0) {
-				if (n == 0)
-					snprintf(out, outsz, "%s", dom);
-				else if (strcmp(out, dom) != 0)
-					*mixed = 1;
-				n++;
+			for (i = 0; i < n && strcmp(out[i], dom) != 0; i++)
+				;
+			if (k > 0 && i == n) {
+				if (n == max)
+					return -1;
+				snprintf(out[n++], FROM_DOMAIN_MAX, "%s", dom);
 			}
 		}
 		if (*p == '\0')
@@ -342,34 +341,36 @@ domain_ok(const char *d)
 }
 
 int
-from_domain(const char *hdr, size_t len, char *out, size_t outsz)
+from_domains(const char *hdr, size_t len, char (*out)[FROM_DOMAIN_MAX],
+    int max)
 {
 	struct hdr_field f;
 	struct buf b;
-	size_t pos = 0;
-	int nfrom = 0, n = 0, mixed = 0;
-	char dom[256] = "";
+	size_t pos = 0, i;
+	int n = 0, k, j;
 
-	out[0] = '\0';
 	buf_init(&b, FIELD_MAX);
-	while (hdr_next(hdr, len, &pos, &f) == 1) {
+	while (n >= 0 && hdr_next(hdr, len, &pos, &f) == 1) {
 		if (!hdr_is(&f, "From"))
 			continue;
-		if (++nfrom > 1) {
-			buf_free(&b);
-			return -1;
+		/* A From we cannot read hides its authors: never "none". */
+		if (unfold(&f, &b) != 0 || b.data == NULL) {
+			n = -1;
+			break;
 		}
-		if (unfold(&f, &b) != 0 || b.data == NULL)
-			continue;
-		n = author_domains(b.data, dom, sizeof(dom), &mixed);
+		/* A NUL would end the string early; Dovecot shows what
+		 * follows it, so read it too. */
+		for (i = 0; i < b.len; i++)
+			if (b.data[i] == '\0')
+				b.data[i] = (char)0x80;
+		n = author_domains(b.data, out, max, n);
 	}
 	buf_free(&b);
-	if (mixed)
-		return -1;
-	if (n == 0 || !domain_ok(dom))
-		return 0;
-	snprintf(out, outsz, "%s", dom);
-	return 1;
+	/* Names no DNS lookup could be made for are no authors. */
+	for (j = 0, k = 0; j < n; j++)
+		if (domain_ok(out[j]) && k++ != j)
+			memcpy(out[k - 1], out[j], FROM_DOMAIN_MAX);
+	return n < 0 ? -1 : k;
 }
 
 /* ---- DMARC --------------------------------------------------------- */
@@ -387,8 +388,10 @@ policy_lookup(struct dns_resolver *dns, const char *domain,
 	size_t i, nrec = 0;
 	int rc, last = 0;
 
+	/* A name that cannot be written as a DNS name (a label too long,
+	 * bad UTF-8) has no record: its organizational domain may. */
 	if (psl_alabels(domain, alab, sizeof(alab)) != 0)
-		return LK_NONE_FINAL;
+		return LK_NONE;
 	if ((size_t)snprintf(name, sizeof(name), "_dmarc.%s", alab) >=
 	    sizeof(name))
 		return LK_NONE_FINAL;

@@ -110,9 +110,11 @@ def main():
             pad = 0
     else:
         sys.exit("checks_msg.py: cannot reach %d bytes" % want)
-    if not dkim.verify(out + b"bench-seq tail line\r\n",
-                       dnsfunc=lambda name, timeout=5: txt.encode()):
-        sys.exit("checks_msg.py: the signature does not verify with a tail")
+    tail = b"X-Bench: 0123456789abcdef-000000000000000000001\r\n"
+    if len(tail) != TAIL_LEN or not dkim.verify(
+            tail + out, dnsfunc=lambda name, timeout=5: txt.encode()):
+        sys.exit("checks_msg.py: the signature does not verify with the "
+                 "X-Bench field on top")
     with open(os.path.join(a.dir, "msg.eml"), "wb") as f:
         f.write(out)
     with open(os.path.join(a.dir, "zone.txt"), "w") as f:

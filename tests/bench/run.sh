@@ -418,7 +418,7 @@ dkim_result() {
 	    --ca "$RUN/tls/ca.pem" --keys-file "$RUN/keys/hmac.keys" \
 	    --message "$RUN/checks/msg.eml" >/dev/null 2>>"$RUN/log/bench.log" ||
 	    true
-	f=$(grep -rl '^bench-seq ' "$RUN/mail/$DOMAIN/bench1" 2>/dev/null |
+	f=$(grep -rl '^X-Bench: ' "$RUN/mail/$DOMAIN/bench1" 2>/dev/null |
 	    head -n 1)
 	r=
 	[ -z "$f" ] || r=$(sed -n '/^\r*$/q; p' "$f" | tr -d '\r' |

@@ -572,10 +572,28 @@ def dmarc_reject_no_setting_delivers(c):
 
 
 @test
-def several_from_fields_are_dmarc_permerror(c):
+def every_author_domain_is_heard(c):
+    # Two From fields, or two authors in one, each domain's policy is
+    # looked up: one that says reject cannot hide behind the other.
     m = message("two-from", extra=b"From: <b@other.test>\r\n")
     a = our_ar(delivered(c, "two-from", m, rest=True))[0]
-    check("dmarc=permerror" in a, a)
+    check("dmarc=fail (p=none dis=none) header.from=none.test" in a,
+          "p=none and no policy: delivered: %s" % a)
+    refused(c, message("two-from-rej", extra=b"From: <ceo@spf.test>\r\n"),
+            422, 550, "5.7.1", rest=True)
+    refused(c, message("two-authors", frm="a@none.test>, <ceo@spf.test"),
+            422, 550, "5.7.1", rest=True)
+
+
+@test
+def a_from_that_hides_its_domain_is_still_read(c):
+    # A NUL before the address (Dovecot shows what follows it), and a
+    # label too long for DNS under a domain that says reject.
+    refused(c, message("from-nul", frm="ceo@spf.test").replace(
+            b"From: Sender <", b"From: Sender\0 <"), 422, 550, "5.7.1",
+            rest=True)
+    refused(c, message("from-long", frm="ceo@" + "a" * 130 + ".spf.test"),
+            422, 550, "5.7.1", rest=True)
 
 
 # ---- the edge: SPF and ARC --------------------------------------------------
