@@ -132,6 +132,8 @@ int	cmd_config_check(struct ctl *, int, char **);
 int	cmd_config_defaults(struct ctl *, int, char **);
 int	cmd_report(struct ctl *, int, char **);
 /* queue.c */
+int	cmd_backup_create(struct ctl *, int, char **);
+int	cmd_backup_restore(struct ctl *, int, char **);
 int	cmd_queue_list(struct ctl *, int, char **);
 int	cmd_queue_show(struct ctl *, int, char **);
 int	cmd_queue_flush(struct ctl *, int, char **);

@@ -117,6 +117,13 @@ const struct ctl_cmd ctl_cmds[] = {
 	    "A setup report: domains, mailboxes, DNS status, certificate "
 	    "expiry, queue sizes.  --mail delivers it by LMTP to ADDR (default: "
 	    "the first domain's admin).", 0 },
+	{ "backup create", cmd_backup_create, "FILE [--no-mail]",
+	    "Write the configuration, directory, keys, TLS files, both queues "
+	    "and (unless --no-mail) the mailboxes into FILE (tar.gz, 0600); "
+	    "safe while everything runs.", 0 },
+	{ "backup restore", cmd_backup_restore, "FILE [--force]",
+	    "Put a backup's files back where they were (the services "
+	    "stopped); --force over a directory that has mailboxes.", 0 },
 	{ "queue list", cmd_queue_list, "",
 	    "List queued messages of both spools (inbound: edgemail-api, "
 	    "outbound: edgemail-submit) with each recipient's state.", 0 },

@@ -411,6 +411,36 @@ def domain_admin_refuses_a_loop_and_an_empty_name(c):
 
 
 @test
+def backup_and_restore(c):
+    eq(ctl(c, "user", "add", "saved@example.test")[0], 0, "user add")
+    time.sleep(1.1)     # Dovecot's passwd-file: a newer second
+    eq(c.st.lmtp_deliver(b"Subject: keep me\r\n\r\nbody\r\n",
+                         ["saved@example.test"]), {}, "delivery")
+    full, nomail = c.st.path("full.tar.gz"), c.st.path("nomail.tar.gz")
+    rc, out, err = ctl(c, "backup", "create", full)
+    eq(rc, 0, "backup create: %s" % err)
+    eq(os.stat(full).st_mode & 0o777, 0o600, "the backup holds keys: 0600")
+    rc, _, err = ctl(c, "backup", "create", nomail, "--no-mail")
+    eq(rc, 0, "backup create --no-mail: %s" % err)
+    names = subprocess.run(["tar", "-tzf", nomail], capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    check(any(n.endswith("directory/users") for n in names), "directory")
+    check(any("hmac.keys" in n for n in names), "keys")
+    check(not any("/mail/" in n for n in names), "no mail with --no-mail")
+    # lose the mailbox and its mail, then get both back
+    eq(ctl(c, "user", "del", "saved@example.test")[0], 0, "user del")
+    eq(ctl(c, "user", "purge", "saved@example.test")[0], 0, "purge")
+    eq(ctl(c, "backup", "restore", full)[0], 1,
+       "not over a directory with mailboxes without --force")
+    rc, _, err = ctl(c, "backup", "restore", full, "--force")
+    eq(rc, 0, "restore: %s" % err)
+    rc, out, _ = ctl(c, "user", "list")
+    check("saved@example.test" in out, "the mailbox is back: %s" % out)
+    eq(c.st.maildir_count("saved@example.test"), 1, "its mail is back")
+    ctl(c, "user", "del", "saved@example.test")
+
+
+@test
 def archive_expire_by_file_dates(c):
     rc, out, err = ctl(c, "archive", "set", "example.test",
                        "vault@example.test", "--create")
