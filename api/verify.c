@@ -422,14 +422,33 @@ policy_lookup(struct dns_resolver *dns, const char *domain,
 	return LK_FOUND;
 }
 
+/*
+ * A domain as DNS and DKIM write it: labels with UTF-8 as A-labels
+ * ("bücher.de" is "xn--bcher-kva.de"), ASCII lower-cased; name itself
+ * when it cannot be written so.  Alignment compares these forms.  (Upper
+ * case outside ASCII is not folded: no full IDNA mapping here.)
+ */
+static const char *
+dns_form(const char *name, char *out, size_t outsz)
+{
+	size_t i;
+
+	if (psl_alabels(name, out, outsz) != 0)
+		return name;
+	for (i = 0; out[i] != '\0'; i++)
+		out[i] = (char)tolower((unsigned char)out[i]);
+	return out;
+}
+
 static int
 aligned(const struct psl *psl, char mode, const char *a, const char *from,
     const char *from_org)
 {
-	char org[256];
+	char org[256], al[256];
 
 	if (a == NULL || *a == '\0')
 		return 0;
+	a = dns_form(a, al, sizeof(al));
 	if (strcasecmp(a, from) == 0)
 		return 1;
 	if (mode == 's')
@@ -457,7 +476,7 @@ dmarc_evaluate(struct dns_resolver *dns, const struct psl *psl,
     const char *spf_result, const char *spf_domain, struct dmarc_eval *ev)
 {
 	struct dmarc_record rec;
-	char org[256];
+	char org[256], fa[256];
 	enum lookup_rc lk;
 	int at_org = 0, pass = 0, temp = 0;
 	size_t i;
@@ -469,6 +488,7 @@ dmarc_evaluate(struct dns_resolver *dns, const struct psl *psl,
 		copy(ev->comment, sizeof(ev->comment), "no author domain");
 		return;
 	}
+	from_dom = dns_form(from_dom, fa, sizeof(fa));
 	if (psl_org_domain(psl, from_dom, org, sizeof(org)) != 0) {
 		copy(ev->result, sizeof(ev->result), "permerror");
 		copy(ev->comment, sizeof(ev->comment), "bad author domain");
