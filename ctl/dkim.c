@@ -240,6 +240,15 @@ cmd_dkim_keygen(struct ctl *c, int argc, char **argv)
 	if (stat(path, &st) == 0 && !force)
 		return ctl_fail(c, "%s exists (--force replaces it; publish "
 		    "the new record before the signer uses it)", path);
+	/* The signer picks a new key of its selector up at the next
+	 * message: every signature would fail until the new record is
+	 * published and the old one's TTL has run out. */
+	if (stat(path, &st) == 0 && (strcmp(sel, ctl_get(c,
+	    "dkim_selector")) == 0 || strcmp(sel, ctl_get(c,
+	    "dkim_ed25519_selector")) == 0))
+		return ctl_fail(c, "%s is the selector the signer uses: to "
+		    "rotate, make a key under a new selector (--selector NEW), "
+		    "publish its record, then set dkim_selector = NEW", sel);
 	/* The keys belong to whoever owns the state the keys directory is
 	 * made in (the service that signs), not to root running this: the
 	 * nearest directory that exists already says who that is. */

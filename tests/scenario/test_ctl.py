@@ -294,6 +294,15 @@ def dkim_keygen_rsa_and_ed25519(c):
     check(b"2048 bit" in r.stdout, "a 2048-bit RSA key: %r" % r.stdout[:60])
     eq(ctl(c, "dkim", "keygen", "example.test")[0], 1,
        "an existing key is not replaced")
+    rc, _, err = ctl(c, "dkim", "keygen", "example.test", "--force")
+    eq(rc, 1, "not the key the signer uses, even with --force")
+    check("--selector NEW" in err, "says how to rotate: %s" % err)
+    eq(ctl(c, "dkim", "keygen", "Example.TEST", "--selector", "next")[0], 0,
+       "a new selector; the domain lower-cased")
+    check(os.path.exists(os.path.join(os.path.dirname(key), "next.key")),
+          "in the lower-case domain's directory")
+    eq(ctl(c, "dkim", "keygen", "example.test", "--selector", "next",
+           "--force")[0], 0, "--force replaces a key not in use")
     rc, out, _ = ctl(c, "--json", "dkim", "keygen", "example.test",
                      "--type", "ed25519", "--selector", "ed1")
     eq(rc, 0, "ed25519 keygen")
