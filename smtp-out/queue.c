@@ -628,6 +628,27 @@ out:
 	return rc;
 }
 
+/* Journal the recipients marked in changed (and unmark them); -1 at the
+ * first failure (disk full: the next attempt starts from what is on
+ * disk). */
+static int
+journal_changed(struct queue *q, struct spool_msg *m, unsigned char *changed)
+{
+	size_t i;
+
+	for (i = 0; i < m->nrcpt; i++) {
+		if (!changed[i])
+			continue;
+		if (spool_record(q->sv->spool, m, i) != 0) {
+			log_warnx("id=%s event=journal_failed error=\"%s\"",
+			    m->id, strerror(errno));
+			return -1;
+		}
+		changed[i] = 0;
+	}
+	return 0;
+}
+
 /* One attempt; returns when to try again (0: nothing left) and the file
  * size after it in *size_r. */
 static int64_t
@@ -740,14 +761,16 @@ attempt(struct queue *q, void **handle, const char *id, off_t *size_r)
 		if (r->state == SPOOL_FAILED)
 			need_bounce = 1;
 	}
-	if (need_bounce) {
-		if (bounce(q, &m) == 0) {
-			for (i = 0; i < m.nrcpt; i++)
-				if (m.rcpts[i].state == SPOOL_FAILED) {
-					m.rcpts[i].state = SPOOL_BOUNCED;
-					changed[i] = 1;
-				}
-		}
+	/* The outcomes go on disk before the bounce goes out: a crash
+	 * after it must neither send them again nor bounce twice.  (A
+	 * message that needs no bounce is journalled below, or removed.) */
+	if (need_bounce && journal_changed(q, &m, changed) == 0 &&
+	    bounce(q, &m) == 0) {
+		for (i = 0; i < m.nrcpt; i++)
+			if (m.rcpts[i].state == SPOOL_FAILED) {
+				m.rcpts[i].state = SPOOL_BOUNCED;
+				changed[i] = 1;
+			}
 	}
 	for (i = 0; i < m.nrcpt; i++) {
 		enum spool_state st = m.rcpts[i].state;
@@ -771,12 +794,7 @@ attempt(struct queue *q, void **handle, const char *id, off_t *size_r)
 		next = 0;
 		goto done;
 	}
-	for (i = 0; i < m.nrcpt; i++)
-		if (changed[i] && spool_record(q->sv->spool, &m, i) != 0) {
-			log_warnx("id=%s event=journal_failed error=\"%s\"", m.id,
-			    strerror(errno));
-			break;
-		}
+	(void)journal_changed(q, &m, changed);
 	if (next <= now)
 		next = now + 1;
 	*size_r = m.file_len;
