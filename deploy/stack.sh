@@ -167,22 +167,11 @@ ctl() {
 }
 
 write_dovecot_conf() {
-	mkdir -p "$RUN/dovecot/state" "$RUN/sieve"
-	# The global script is compiled here, not in the source tree, which
-	# may be read-only for the user running the stack.
-	if ! cmp -s "$TOP/deploy/sieve/junk.sieve" "$RUN/sieve/junk.sieve"; then
-		cp "$TOP/deploy/sieve/junk.sieve" "$RUN/sieve/junk.sieve"
-		rm -f "$RUN/sieve/junk.svbin"
-	fi
-	# The same generator as in production, from edgemail.conf.
+	mkdir -p "$RUN/dovecot/state"
+	# The same generator as in production, from edgemail.conf; it also
+	# installs and compiles the global Sieve script (state_dir/sieve).
 	ctl dovecot-config --output "$RUN/dovecot/dovecot.conf" ||
 	    die "edgemailctl dovecot-config failed"
-	if [ ! -s "$RUN/sieve/junk.svbin" ]; then
-		sievec -c "$RUN/dovecot/dovecot.conf" "$RUN/sieve/junk.sieve" \
-		    "$RUN/sieve/junk.svbin" || die "sievec: junk.sieve does not compile"
-	fi
-	# Read by the delivery process, which runs as the mail user.
-	chmod 644 "$RUN/sieve/junk.sieve" "$RUN/sieve/junk.svbin"
 }
 
 # MAIL_UID/MAIL_GID: who owns the mailboxes; LOGIN_USER: who runs the

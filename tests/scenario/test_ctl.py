@@ -253,6 +253,15 @@ def dev_stack_dovecot_config_is_the_generators(c):
     check("auth_failure_delay = 0" in out, "no login penalty in the stack")
     check("sieve_before = %s/sieve/junk.sieve" % c.st.dir in out, "sieve")
     check("quota_max_mail_size = 26M" in out, "max size + 1M")
+    # --output also installs the global script it names, compiled and
+    # readable by the delivery process.
+    with open(os.path.join(TOP, "deploy", "sieve", "junk.sieve")) as f:
+        src = f.read()
+    with open(c.st.path("sieve", "junk.sieve")) as f:
+        eq(f.read(), src, "the installed script is deploy/sieve/junk.sieve")
+    svbin = c.st.path("sieve", "junk.svbin")
+    check(os.path.getsize(svbin) > 0, "compiled")
+    eq(os.stat(svbin).st_mode & 0o777, 0o644, "readable by the mail user")
 
 
 @test

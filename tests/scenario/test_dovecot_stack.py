@@ -105,6 +105,17 @@ def dovecot_starts_and_stops_by_pid(st):
 
 
 @test
+def only_the_api_and_the_relay_can_deliver(st):
+    # Dovecot's own LMTP listener (base_dir/lmtp, 0666 by default) would
+    # let anyone on the machine deliver past the API's checks.
+    own = st.path("dovecot", "base", "lmtp")
+    if os.path.exists(own):
+        eq(os.stat(own).st_mode & 0o777, 0, "mode of %s" % own)
+    lmtp = st.path("dovecot", "lmtp")
+    eq(os.stat(lmtp).st_mode & 0o007, 0, "%s: nothing for others" % lmtp)
+
+
+@test
 def imap_login_over_tls(st):
     m = st.imap(st.demo_user, st.demo_password)
     try:

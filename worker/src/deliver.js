@@ -83,12 +83,22 @@ export async function idempotency_key(message_id, rcpt, body_sha256_hex) {
 	return ("cf:" + await sig_sha256_hex(basis)).slice(0, IDEM_MAX);
 }
 
-/* The request target (path and query) exactly as it is sent and signed. */
+/*
+ * The request target (path and query) exactly as fetch sends it, which is
+ * what is signed: made by the URL parser, which also writes "'" as %27
+ * where encodeURIComponent leaves it (a signature over the one would not
+ * verify for the other).  API_URL is an origin: the API serves
+ * /v1/messages only, and a tunnel cannot strip a path.
+ */
 export function request_target(api_url, mail_from, rcpt) {
-	const base = new URL(api_url);
-	const path = base.pathname.replace(/\/+$/, "") + "/v1/messages";
-	return path + "?mail_from=" + encodeURIComponent(mail_from) +
-	    "&rcpt=" + encodeURIComponent(rcpt);
+	const u = new URL(api_url);
+	if (u.pathname !== "/" || u.search !== "" || u.hash !== "")
+		throw new Error("edgemail worker: API_URL must be an origin " +
+		    "(https://host[:port]), not " + api_url);
+	u.pathname = "/v1/messages";
+	u.search = "?mail_from=" + encodeURIComponent(mail_from) + "&rcpt=" +
+	    encodeURIComponent(rcpt);
+	return u.pathname + u.search;
 }
 
 /* The envelope sender as the API wants it: "" for the null reverse-path. */
@@ -146,9 +156,18 @@ export async function deliver_email(message, env) {
 	const body_hash = await sig_sha256_hex(body);
 	const idem = await idempotency_key(message.headers?.get("Message-ID"),
 	    rcpt, body_hash);
-	const target = request_target(env.API_URL, envelope_from(message.from),
-	    rcpt);
+	let target;
+	try {
+		target = request_target(env.API_URL, envelope_from(message.from),
+		    rcpt);
+	} catch (err) {
+		/* A configuration mistake is fixed by the operator: retry. */
+		log(0, "error", { error: err.message });
+		throw err;
+	}
 	const url = new URL(env.API_URL).origin + target;
+	/* One deadline for the whole delivery, however many posts. */
+	const deadline = started + timeout_ms;
 
 	/* One signed POST; idem "" sends none.  Throws when unreachable. */
 	async function post(idem) {
@@ -165,7 +184,8 @@ export async function deliver_email(message, env) {
 			headers["CF-Access-Client-Secret"] =
 			    env.CF_ACCESS_CLIENT_SECRET;
 		}
-		const signal = AbortSignal.timeout(timeout_ms);
+		const signal = AbortSignal.timeout(Math.max(1,
+		    deadline - Date.now()));
 		try {
 			/*
 			 * redirect "manual": an Access login redirect must

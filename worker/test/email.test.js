@@ -240,15 +240,29 @@ describe("request", () => {
 		}
 	});
 
-	it("path prefix in API_URL is part of the signed target", async () => {
+	it("an apostrophe is signed as it is sent (%27)", async () => {
+		api(() => json_response(200, DELIVERED));
+		await worker.email(mock_message({ from: "o'brien@sender.test",
+		    to: "o'hara@example.test" }), ENV, {});
+		expect(calls[0].target).toBe("/v1/messages?mail_from=" +
+		    "o%27brien%40sender.test&rcpt=o%27hara%40example.test");
+		await expect_signed(calls[0]);
+	});
+
+	it("a port in API_URL is kept; a path is a configuration error",
+	    async () => {
 		api(() => json_response(200, DELIVERED));
 		await worker.email(mock_message(), { ...ENV,
-		    API_URL: "https://h.test:8443/edge/" }, {});
+		    API_URL: "https://h.test:8443/" }, {});
 		expect(calls[0].url.startsWith(
-		    "https://h.test:8443/edge/v1/messages?")).toBe(true);
-		expect(calls[0].target.startsWith("/edge/v1/messages?"))
-		    .toBe(true);
+		    "https://h.test:8443/v1/messages?")).toBe(true);
 		await expect_signed(calls[0]);
+		const msg = mock_message();
+		await expect(worker.email(msg, { ...ENV,
+		    API_URL: "https://h.test/v1/messages" }, {}))
+		    .rejects.toThrow(/API_URL must be an origin/);
+		expect(msg.setReject).not.toHaveBeenCalled();
+		expect(calls.length).toBe(1);
 	});
 
 	it("Cloudflare Access headers when configured", async () => {
