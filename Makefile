@@ -30,7 +30,7 @@ WARN	 = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 	   -Wno-missing-field-initializers -Wno-format-truncation
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
-	   -fPIE $(WARN) -I. -I$(BUILD) $(PKG_CFLAGS) $(SONAMES)
+	   -fPIE $(WARN) -I. $(PKG_CFLAGS) $(SONAMES)
 # --as-needed: a program maps only the libraries it calls (edgemailctl
 # has no libmicrohttpd, the API no libcurl unless rspamd is configured).
 LDFLAGS	+= -pie -Wl,-z,relro,-z,now -Wl,--as-needed
@@ -91,11 +91,15 @@ $(BUILD)/%.o: %.c
 
 # The global Sieve script, as a C string for edgemailctl dovecot-config
 # (one source: deploy/sieve/junk.sieve).
-$(BUILD)/junk_sieve.h: deploy/sieve/junk.sieve
+$(BUILD)/junk_sieve.c: deploy/sieve/junk.sieve
 	@mkdir -p $(dir $@)
-	awk '{ gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); \
-	    printf "\"%s\\n\"\n", $$0 }' $< > $@
-$(BUILD)/ctl/dovecot.o: $(BUILD)/junk_sieve.h
+	{ echo '/* made from $< by the Makefile */'; \
+	  echo 'extern const char junk_sieve[];'; \
+	  echo 'const char junk_sieve[] ='; \
+	  awk '{ gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); \
+	      printf "\"%s\\n\"\n", $$0 }' $<; echo ';'; } > $@
+$(BUILD)/junk_sieve.o: $(BUILD)/junk_sieve.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
@@ -110,7 +114,8 @@ $(BIN)/edgemail-api: $(API_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
 $(BIN)/edgemail-submit: $(SUBMIT_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BIN)/edgemailctl: $(CTL_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)
+$(BIN)/edgemailctl: $(CTL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/junk_sieve.o \
+    $(CORE_LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/edgemail-scand: $(SCAND_SRC:%.c=$(BUILD)/%.o) $(CORE_LIB)

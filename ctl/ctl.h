@@ -53,6 +53,9 @@ struct ctl_cmd {
 extern const struct ctl_cmd ctl_cmds[];
 
 /* Messages: "edgemailctl: user add: ..." on stderr; return CTL_ERR. */
+/* deploy/sieve/junk.sieve (build/junk_sieve.c, made by the Makefile). */
+extern const char junk_sieve[];
+
 /* Run a program (argv[0] looked up in PATH) and wait for it: CTL_OK when
  * it exited with at most ok_max, else a message and CTL_ERR. */
 int	ctl_run(struct ctl *c, char *const argv[], int ok_max);

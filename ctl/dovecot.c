@@ -478,9 +478,6 @@ write_file(struct ctl *c, const char *path, const char *data, size_t len)
 static int
 install_sieve(struct ctl *c, const char *conf)
 {
-	static const char script[] =
-#include "junk_sieve.h"
-	    ;
 	char dir[PATH_MAX], src[PATH_MAX], bin[PATH_MAX];
 	char *argv[] = { "sievec", "-c", (char *)conf, src, bin, NULL };
 	int rc;
@@ -490,8 +487,8 @@ install_sieve(struct ctl *c, const char *conf)
 	snprintf(bin, sizeof(bin), "%s/junk.svbin", dir);
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return ctl_fail(c, "%s: %s", dir, strerror(errno));
-	if ((rc = write_file(c, src, script, sizeof(script) - 1)) != CTL_OK ||
-	    (rc = ctl_run(c, argv, 0)) != CTL_OK)
+	rc = write_file(c, src, junk_sieve, strlen(junk_sieve));
+	if (rc != CTL_OK || (rc = ctl_run(c, argv, 0)) != CTL_OK)
 		return rc;
 	if (chmod(bin, 0644) != 0)
 		return ctl_fail(c, "%s: %s", bin, strerror(errno));
