@@ -223,8 +223,16 @@ engine_load(const char *dir, const struct scan_limits *lim, char *why,
 		snprintf(why, whysz, "no signatures in %s", dir);
 		goto fail;
 	}
+	/*
+	 * libclamav cuts a ZIP member at MAX_FILESIZE and says nothing (for
+	 * gzip it raises the heuristic): what lies past the cut would go
+	 * unscanned, "clean".  With the file limit never below the scan
+	 * limit, such a member uses up the scan budget instead, and that
+	 * is Heuristics.Limits.Exceeded.MaxScanSize: refused.
+	 */
 	if (clam.engine_set_num(e->cl, CL_ENGINE_MAX_FILESIZE,
-	    (long long)lim->max_filesize) != CL_SUCCESS ||
+	    (long long)(lim->max_filesize > lim->max_scansize ?
+	    lim->max_filesize : lim->max_scansize)) != CL_SUCCESS ||
 	    clam.engine_set_num(e->cl, CL_ENGINE_MAX_SCANSIZE,
 	    (long long)lim->max_scansize) != CL_SUCCESS ||
 	    clam.engine_set_num(e->cl, CL_ENGINE_MAX_RECURSION,
@@ -627,8 +635,13 @@ scan_job_run(void *arg)
 	    job->e->cl, &opts, NULL);
 	clam.fmap_close(map);
 	free(flat);
-	if (rc == CL_VIRUS) {
-		snprintf(r->name, sizeof(r->name), "%s", vname ? vname : "unknown");
+	if (rc == CL_VIRUS && vname == NULL) {
+		/* What libclamav says, nameless, when the message itself is
+		 * over the file limit: no virus, a limit. */
+		snprintf(r->name, sizeof(r->name), "Heuristics.Limits.Exceeded");
+		r->verdict = SCAN_LIMITS;
+	} else if (rc == CL_VIRUS) {
+		snprintf(r->name, sizeof(r->name), "%s", vname);
 		r->verdict = classify(r->name);
 	} else if (rc == CL_CLEAN)
 		r->verdict = SCAN_CLEAN;

@@ -237,13 +237,18 @@ exchange(int fd, const struct wire_req *q, const struct scan_input *in,
 	return 0;
 }
 
-/* The request on a pooled connection, again on a new one when an idle
- * connection turns out dead; -1 with why. */
+/*
+ * The request on a pooled connection, again on the next one when an idle
+ * connection turns out dead (closed by a scand that restarted: that
+ * fails at once); -1 with why.  Never again after a timeout: scand has
+ * the request and is working on it or has it queued, and sending it
+ * again on every idle connection would only queue more copies.
+ */
 static int
 request(struct scan_remote *rm, const struct wire_req *q,
     const struct scan_input *in, struct wire_resp *a, char *why, size_t whysz)
 {
-	int fd, fresh;
+	int fd, fresh, saved;
 
 	for (;;) {
 		if ((fd = conn_take(rm, &fresh, why, whysz)) < 0)
@@ -252,11 +257,13 @@ request(struct scan_remote *rm, const struct wire_req *q,
 			conn_put(rm, fd);
 			return 0;
 		}
+		saved = errno;
 		close(fd);
-		if (fresh) {
+		if (fresh || saved == EAGAIN || saved == EWOULDBLOCK) {
 			snprintf(why, whysz, "edgemail-scand at %s: %s",
-			    rm->sun.sun_path, errno == EAGAIN ?
-			    "no answer in time" : "connection lost");
+			    rm->sun.sun_path, saved == EAGAIN ||
+			    saved == EWOULDBLOCK ? "no answer in time" :
+			    "connection lost");
 			return -1;
 		}
 	}

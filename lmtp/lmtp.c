@@ -534,6 +534,16 @@ fail:
 	return NULL;
 }
 
+int
+lmtp_idle_ok(struct lmtp_conn *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+	/* An idle connection has nothing to say: anything readable is the
+	 * server's 421 before it hung up, or the hang-up itself. */
+	return !c->broken && c->in.len == 0 && poll(&pfd, 1, 0) == 0;
+}
+
 void
 lmtp_close(struct lmtp_conn **cp)
 {

@@ -58,6 +58,9 @@ int	lmtp_send(struct lmtp_conn *c, const char *mail_from,
 	    struct reply *rcpt_r);
 /* QUIT (best effort) and free. */
 void	lmtp_close(struct lmtp_conn **cp);
+/* 1 when a connection that waited idle can still be used: not broken, and
+ * the server has not closed it (its idle timeout, a restart) meanwhile. */
+int	lmtp_idle_ok(struct lmtp_conn *c);
 
 /* Connect, send, close: the simple one-shot form. */
 int	lmtp_deliver(const struct lmtp_server *s, const char *lhlo_name,

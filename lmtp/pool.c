@@ -159,7 +159,11 @@ lmtp_pool_send(struct lmtp_pool *p, const char *mail_from,
 	struct reply r;
 	size_t i;
 
-	if ((c = pool_acquire(p)) == NULL)
+	/* A kept connection the server has closed meanwhile (Dovecot's
+	 * idle timeout, a restart) would fail this message: a new one. */
+	if ((c = pool_acquire(p)) != NULL && !lmtp_idle_ok(c))
+		lmtp_close(&c);
+	if (c == NULL)
 		c = lmtp_connect(&p->server, p->lhlo, p->timeout_ms, &r);
 	if (c == NULL) {
 		for (i = 0; i < nrcpt; i++)

@@ -754,6 +754,17 @@ def wide_zip_bomb_is_refused(c):
 
 
 @test
+def virus_past_the_file_size_limit_in_a_zip_member_is_not_clean(c):
+    # scan_max_filesize is 5M here: libclamav would cut this member there
+    # without a word, and the EICAR after the zeros would pass as clean.
+    z = zip_bytes([("big.bin", b"\0" * (6 << 20) + EICAR)])
+    st, j, _ = post(c, attach("zip-late-virus", z, "big.zip",
+                              b"application/zip"), rest=True)
+    eq(st, 422, "refused, never clean: %r" % (j,))
+    eq(stored(c, "zip-late-virus"), [], "nothing stored")
+
+
+@test
 def clean_attachment_is_delivered(c):
     z = zip_bytes([("report.txt", b"quarterly numbers\n" * 100)])
     delivered(c, "clean-zip", attach("clean-zip", z, "report.zip"), rest=True)

@@ -19,6 +19,8 @@
 #define MAXCONN		3
 
 static atomic_int open_now, open_max, accepted;
+static atomic_int hang_up;	/* close after each transaction, as Dovecot
+				 * does after its idle timeout */
 static atomic_int served_seq;
 static int order[NCALLERS];	/* caller index, in the order of MAIL FROM */
 
@@ -69,6 +71,10 @@ serve(void *arg)
 					while (rcpts-- > 0)
 						reply(fd, "250 2.0.0 ok\r\n");
 					rcpts = 0;
+					if (atomic_load(&hang_up)) {
+						reply(fd, "421 4.4.2 idle\r\n");
+						goto out;
+					}
 				}
 				continue;
 			}
@@ -178,6 +184,22 @@ main(void)
 	    atomic_load(&accepted) <= MAXCONN, "%d connections for %d calls",
 	    atomic_load(&accepted), NCALLERS);
 	lmtp_pool_free(&p);
+
+	/* A kept connection the server closed meanwhile: the next message
+	 * goes on a new one instead of failing. */
+	atomic_store(&hang_up, 1);
+	p = lmtp_pool_new(&srv, "test", 5000, 1, 30);
+	for (i = 0; i < 3; i++) {
+		cs[i].p = p;
+		cs[i].idx = i;
+		call(&cs[i]);
+		usleep(50000);	/* the server hangs up meanwhile */
+	}
+	UNIT_CHECK("pool: a connection the server closed is not used",
+	    cs[0].ok && cs[1].ok && cs[2].ok, "deliveries %d %d %d", cs[0].ok,
+	    cs[1].ok, cs[2].ok);
+	lmtp_pool_free(&p);
+	atomic_store(&hang_up, 0);
 
 	/* First come, first served: one connection, callers arriving 10 ms
 	 * apart while each transaction takes 20 ms, so all but the first
