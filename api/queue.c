@@ -9,9 +9,9 @@
  * A recipient that failed for good is reported to the sender with a DSN
  * (RFC 3464, null sender, so it can never loop): delivered by LMTP when
  * the sender is in one of our domains, else committed to the relay's
- * outbound spool, which sends it out; a message whose recipients are all
- * final is removed.  Held messages are
- * left alone.  The runner also sweeps expired idempotency records.
+ * outbound spool, which sends it out.  A message whose recipients are
+ * all final is removed.  Held messages are left alone.  The runner also
+ * sweeps expired idempotency records.
  */
 #include <pthread.h>
 #include <stdatomic.h>

@@ -45,6 +45,7 @@ struct spool {
 	char	 dir[PATH_MAX - 64];
 	int	 queue_fd;	/* queue/ directory, for fsync */
 	uint64_t max_bytes;
+	int	 owner;		/* spool_open: the program whose queue it is */
 	pthread_mutex_t lock;
 	uint64_t bytes;		/* bytes under queue/ */
 };
@@ -134,6 +135,7 @@ spool_open_mode(const char *dir, uint64_t max_bytes, int recover, char *err,
 		return NULL;
 	}
 	s->max_bytes = max_bytes;
+	s->owner = recover;
 	s->queue_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	snprintf(path, sizeof(path), "%s/tmp", dir);
@@ -522,18 +524,23 @@ spool_load(struct spool *s, const char *id, struct spool_msg *m)
 			 * a crash: the record starts after them. */
 			journal_apply(m, z != NULL ? z + 1 : line);
 		}
-		/* A torn last record: cut it off before anything is
-		 * appended after it. */
+		/* A torn last record: the queue's owner cuts it off; a
+		 * program working on another's queue (edgemailctl, which
+		 * may read while the owner is appending) starts its next
+		 * record on a new line instead. */
 		if (line < j + n) {
 			off_t good = m->msg_off + size + (off_t)(line - j);
 
 			log_warnx("id=%s event=spool_torn_journal bytes=%zd",
 			    m->id, (ssize_t)(j + n - line));
-			if (ftruncate(m->fd, good) != 0 || fdatasync(m->fd) != 0) {
+			if (!s->owner)
+				m->torn = 1;
+			else if (ftruncate(m->fd, good) != 0 ||
+			    fdatasync(m->fd) != 0) {
 				free(j);
 				goto fail;
-			}
-			m->file_len = good;
+			} else
+				m->file_len = good;
 		}
 		free(j);
 	}
@@ -557,10 +564,19 @@ spool_msg_source(const struct spool_msg *m, struct lmtp_msg *out)
 static int
 journal_append(struct spool *s, struct spool_msg *m, const char *p, size_t n)
 {
+	if (m->torn) {
+		if (io_write_all(m->fd, "\n", 1) != 0)
+			return -1;
+		m->torn = 0;
+		m->file_len++;
+	}
 	if (io_write_all(m->fd, p, n) != 0 || fdatasync(m->fd) != 0) {
-		/* Cut a half-written record off, so the next one starts on
-		 * a line of its own (load cuts it too, if this fails). */
-		if (ftruncate(m->fd, m->file_len) == 0)
+		/* A half-written record: the owner cuts it off (load does
+		 * too, if this fails); anyone else may not know the file's
+		 * length (the owner appends too), and starts anew instead. */
+		if (!s->owner)
+			m->torn = 1;
+		else if (ftruncate(m->fd, m->file_len) == 0)
 			(void)fdatasync(m->fd);
 		return -1;
 	}

@@ -68,6 +68,7 @@ struct spool_msg {
 	off_t	 msg_off;	/* where the message starts in the file */
 	off_t	 msg_len;
 	off_t	 file_len;
+	int	 torn;		/* the journal ends in half a record */
 };
 
 struct spool;

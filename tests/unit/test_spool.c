@@ -145,6 +145,24 @@ main(void)
 	    !sm.rcpts[0].forwarded, "attempts %d forwarded %d",
 	    sm.rcpts[0].attempts, sm.rcpts[1].forwarded);
 	spool_msg_free(&sm);
+	/* edgemailctl works on the owner's queue (spool_attach): it never
+	 * cuts the file, it starts its record on a new line. */
+	{
+		struct spool *a = spool_attach(dir, 0, err, sizeof(err));
+
+		fd = open(path, O_WRONLY | O_APPEND);
+		if (a == NULL || fd < 0 || write(fd, "R 0 don", 7) != 7)
+			return 1;
+		close(fd);
+		UNIT_CHECK("spool: attached, a torn tail is left, the record "
+		    "goes after it", spool_load(a, "m1", &sm) == 0 && sm.torn &&
+		    spool_set_hold(a, &sm, 0) == 0 &&
+		    (spool_msg_free(&sm), spool_load(s, "m1", &sm)) == 0 &&
+		    sm.hold == 0 && sm.rcpts[0].attempts == 7, "hold %d",
+		    sm.hold);
+		spool_msg_free(&sm);
+		spool_close(&a);
+	}
 	/* A power loss can leave a zero-filled block at the end. */
 	fd = open(path, O_WRONLY | O_APPEND);
 	if (fd < 0 || write(fd, "\0\0\0\0\0\0\0\0", 8) != 8)
