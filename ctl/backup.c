@@ -78,25 +78,27 @@ paths_add_dirname(struct paths *ps, const char *file)
 	}
 }
 
-int
-cmd_backup_create(struct ctl *c, int argc, char **argv)
+/*
+ * The arguments of both commands: FILE and one optional --FLAG.  -1 to go
+ * on (*file set, *set 1 when the flag was given), else the command's exit
+ * status (help, usage error).
+ */
+static int
+file_and_flag(struct ctl *c, int argc, char **argv, const char *flag,
+    int *set, const char **file)
 {
-	char tmp[PATH_MAX], *targv[BACKUP_PATHS + 16];
-	struct paths ps;
-	size_t i, j, k = 0;
-	int mail = 1, rc, fd;
-
-	static const struct option opts[] = {
-		{ "no-mail", no_argument, NULL, 'n' },
+	const struct option opts[] = {
+		{ flag, no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch;
 
+	*set = 0;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1)
 		switch (ch) {
-		case 'n':
-			mail = 0;
+		case 'f':
+			*set = 1;
 			break;
 		case 'h':
 			return ctl_help(c);
@@ -105,7 +107,22 @@ cmd_backup_create(struct ctl *c, int argc, char **argv)
 		}
 	if (argc - optind != 1)
 		return ctl_usage(c, "one FILE expected");
-	i = (size_t)optind;
+	*file = argv[optind];
+	return -1;
+}
+
+int
+cmd_backup_create(struct ctl *c, int argc, char **argv)
+{
+	char tmp[PATH_MAX], *targv[BACKUP_PATHS + 16];
+	const char *file;
+	struct paths ps;
+	size_t j, k = 0;
+	int no_mail, rc, fd;
+
+	rc = file_and_flag(c, argc, argv, "no-mail", &no_mail, &file);
+	if (rc >= 0)
+		return rc;
 	memset(&ps, 0, sizeof(ps));
 	paths_add(&ps, c->conf_path);
 	paths_add(&ps, ctl_get(c, "directory_dir"));
@@ -116,12 +133,12 @@ cmd_backup_create(struct ctl *c, int argc, char **argv)
 	paths_add(&ps, ctl_get(c, "tls_key_file"));
 	paths_add_sub(&ps, ctl_get(c, "spool_dir"), "queue");
 	paths_add_sub(&ps, ctl_get(c, "outbound_spool_dir"), "queue");
-	if (mail)
+	if (!no_mail)
 		paths_add(&ps, ctl_get(c, "mail_dir"));
 	if (ps.n == 0)
 		return ctl_fail(c, "nothing to back up (no state found)");
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", argv[i], (long)getpid());
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", file, (long)getpid());
 	/* Made 0600 before tar writes keys into it. */
 	(void)unlink(tmp);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
@@ -147,14 +164,14 @@ cmd_backup_create(struct ctl *c, int argc, char **argv)
 		unlink(tmp);
 		return rc;
 	}
-	if (rename(tmp, argv[i]) != 0) {
+	if (rename(tmp, file) != 0) {
 		unlink(tmp);
-		return ctl_fail(c, "%s: %s", argv[i], strerror(errno));
+		return ctl_fail(c, "%s: %s", file, strerror(errno));
 	}
 	if (!c->json) {
-		printf("backup %s:", argv[i]);
-		for (i = 0; i < ps.n; i++)
-			printf(" %s", ps.p[i]);
+		printf("backup %s:", file);
+		for (j = 0; j < ps.n; j++)
+			printf(" %s", ps.p[j]);
 		printf("\n");
 	}
 	return CTL_OK;
@@ -166,36 +183,20 @@ cmd_backup_restore(struct ctl *c, int argc, char **argv)
 	char users[PATH_MAX];
 	char *targv[] = { "tar", "--extract", "--gzip", "--file", NULL,
 	    "--directory", "/", "--same-permissions", "--same-owner", NULL };
+	const char *file;
 	struct stat st;
-	int i, force = 0;
+	int force, rc;
 
-	static const struct option opts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	int ch;
-
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1)
-		switch (ch) {
-		case 'f':
-			force = 1;
-			break;
-		case 'h':
-			return ctl_help(c);
-		default:
-			return ctl_usage(c, NULL);
-		}
-	if (argc - optind != 1)
-		return ctl_usage(c, "one FILE expected");
-	i = optind;
-	if (access(argv[i], R_OK) != 0)
-		return ctl_fail(c, "%s: %s", argv[i], strerror(errno));
+	rc = file_and_flag(c, argc, argv, "force", &force, &file);
+	if (rc >= 0)
+		return rc;
+	if (access(file, R_OK) != 0)
+		return ctl_fail(c, "%s: %s", file, strerror(errno));
 	/* Over a machine that has mailboxes only when asked to. */
 	snprintf(users, sizeof(users), "%s/users", ctl_get(c, "directory_dir"));
 	if (!force && stat(users, &st) == 0 && st.st_size > 0)
 		return ctl_fail(c, "%s exists: restore over it with --force "
 		    "(stop edgemail and Dovecot first)", users);
-	targv[4] = argv[i];
+	targv[4] = (char *)file;
 	return ctl_run(c, targv, 0);
 }
