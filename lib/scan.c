@@ -56,6 +56,10 @@ struct scan_job {
 
 struct scanner {
 	struct scan_remote *remote;	/* set: edgemail-scand scans */
+	pthread_mutex_t reload_mu;	/* one compile at a time: a reload
+					 * asked for (SIGHUP) while the
+					 * thread's runs would make a third
+					 * engine in memory */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct engine *cur;
@@ -275,7 +279,7 @@ fail:
 	return NULL;
 }
 
-/* Load now; swap in on success.  Called without the lock held. */
+/* Load now; swap in on success.  Called without mu held. */
 static int
 reload_locked_out(struct scanner *s)
 {
@@ -283,8 +287,10 @@ reload_locked_out(struct scanner *s)
 	struct engine *e, *old;
 	struct cl_stat st;
 	int have = 0;
-	double t0 = now_ms();
+	double t0;
 
+	pthread_mutex_lock(&s->reload_mu);
+	t0 = now_ms();
 	memset(&st, 0, sizeof(st));
 	if (clam_load(why, sizeof(why)) == 0 &&
 	    clam.statinidir(s->db_dir, &st) == CL_SUCCESS)
@@ -299,6 +305,7 @@ reload_locked_out(struct scanner *s)
 			clam.statfree(&st);
 		log_warnx("event=scanner_load_failed db=%s why=\"%s\"",
 		    s->db_dir, why);
+		pthread_mutex_unlock(&s->reload_mu);
 		return -1;
 	}
 	old = s->cur;
@@ -312,6 +319,7 @@ reload_locked_out(struct scanner *s)
 	pthread_mutex_unlock(&s->mu);
 	log_info("event=scanner_loaded db=%s signatures=%u ms=%.0f",
 	    s->db_dir, e->sigs, now_ms() - t0);
+	pthread_mutex_unlock(&s->reload_mu);
 	return 0;
 }
 
@@ -431,6 +439,7 @@ scan_new(const char *db_dir, const struct scan_limits *lim)
 		return NULL;
 	}
 	s->lim = *lim;
+	pthread_mutex_init(&s->reload_mu, NULL);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->qcv, NULL);
@@ -505,6 +514,7 @@ scan_free(struct scanner **sp)
 		clam.statfree(&s->dbstat);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->reload_mu);
 	free(s->db_dir);
 	free(s);
 	*sp = NULL;

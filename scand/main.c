@@ -91,6 +91,32 @@ accept_one(int lfd)
 	pthread_attr_destroy(&attr);
 }
 
+static void *
+reload_run(void *arg)
+{
+	(void)scan_reload(arg);
+	return NULL;
+}
+
+/* A SIGHUP's reload on a thread of its own: compiling the signatures
+ * takes tens of seconds with the official database, and new clients
+ * must not wait in the listen backlog meanwhile (scans go on with the
+ * old engine).  lib/scan.c runs one compile at a time. */
+static void
+reload_in_background(struct scanner *s)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, reload_run, s) != 0) {
+		log_warnx("event=reload_thread_failed (reloading here)");
+		(void)scan_reload(s);
+	}
+	pthread_attr_destroy(&attr);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -149,7 +175,7 @@ main(int argc, char **argv)
 			if (si.ssi_signo != SIGHUP)
 				break;
 			log_info("event=reload reason=SIGHUP");
-			(void)scan_reload(scanner);
+			reload_in_background(scanner);
 		}
 		if (pfd[1].revents & POLLIN)
 			accept_one(lfd);

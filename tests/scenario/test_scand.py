@@ -195,5 +195,20 @@ def daemon_down_is_temporary_and_nothing_goes_unscanned(c):
     eq(st, 200, "readyz after restart (%s)" % body)
 
 
+@test
+def sighup_reloads_while_scans_go_on(c):
+    """SIGHUP compiles the signatures again on a thread of its own: the
+    daemon keeps taking clients meanwhile, and the new engine comes."""
+    before = c.st.log("scand").count("event=scanner_loaded")
+    c.st.procs["scand"].send_signal(signal.SIGHUP)
+    tag = uniq("hup")
+    code, j, _ = c.st.post(msg(tag), [DEMO])
+    eq(code, 200, "scanned during the reload (%s)" % (j,))
+    wait_for(lambda: c.st.log("scand").count("event=scanner_loaded") >
+             before, 20, what="the reloaded engine")
+    code, j, _ = c.st.post(msg(uniq("hup-eicar"), EICAR + b"\r\n"), [DEMO])
+    eq(code, 422, "the new engine finds EICAR (%s)" % (j,))
+
+
 if __name__ == "__main__":
     harness.main(setup, teardown, only=os.environ.get("ONLY"))
