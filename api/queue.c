@@ -83,24 +83,15 @@ static void
 queued_delivery_id(const struct spool_msg *m, char *out, size_t outsz)
 {
 	struct buf hdr, v;
-	size_t a, e;
 
 	queued_header(m, &hdr);
 	buf_init(&v, 256);
 	snprintf(out, outsz, "%s", m->id);
+	/* hdr_find unfolds and trims the value. */
 	if (hdr.data != NULL &&
 	    hdr_find(hdr.data, hdr.len, "X-Edgemail-Delivery-Id", &v) == 1 &&
-	    v.data != NULL) {
-		for (a = 0; a < v.len && (v.data[a] == ' ' || v.data[a] == '\t');
-		    a++)
-			;
-		for (e = v.len; e > a && (v.data[e - 1] == ' ' ||
-		    v.data[e - 1] == '\t' || v.data[e - 1] == '\r' ||
-		    v.data[e - 1] == '\n'); e--)
-			;
-		if (e > a && e - a < outsz)
-			snprintf(out, outsz, "%.*s", (int)(e - a), v.data + a);
-	}
+	    v.len > 0 && v.len < outsz)
+		snprintf(out, outsz, "%s", v.data);
 	buf_free(&v);
 	buf_free(&hdr);
 }
