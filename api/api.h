@@ -87,6 +87,7 @@ struct ingest {
 	int	 hdr_broken;		/* a line that is no field ended it */
 	struct buf body;		/* body in memory while small ... */
 	int	 fd;			/* ... then in an unlinked spool file */
+	off_t	 spill_size;		/* that file's size (it may be reused) */
 	off_t	 body_len;		/* normalised body bytes */
 	uint64_t raw_len;		/* bytes received */
 	int	 eightbit;

@@ -21,6 +21,11 @@ void	crlf_init(struct crlf_state *st);
 /* Convert n bytes; out must have room for 2n + 1 bytes.  Returns the
  * number of bytes written. */
 size_t	crlf_convert(struct crlf_state *st, const char *in, size_t n, char *out);
+/* How many bytes at the start of in crlf_convert would pass on
+ * unchanged (every line end already CRLF), for the caller to use where
+ * they are; the state moves past them and the rest goes to
+ * crlf_convert.  Checked in blocks, so a short or untidy input may get 0. */
+size_t	crlf_clean_prefix(struct crlf_state *st, const char *in, size_t n);
 /* Flush a pending CR and, when the data does not end with a line end,
  * add CRLF.  out needs 2 bytes.  Returns the bytes written. */
 size_t	crlf_finish(struct crlf_state *st, char *out);

@@ -564,29 +564,28 @@ lmtp_close(struct lmtp_conn **cp)
 /* ---- DATA -------------------------------------------------------------- */
 
 /* Append message bytes with dot-stuffing; the state survives across
- * calls, so a line may be split anywhere between chunks. */
+ * calls, so a line may be split anywhere between chunks.  It looks for
+ * dots, not line ends: base64 attachments have none, and text has about
+ * as many as lines. */
 static int
 data_put_slice(struct lmtp_conn *c, const char *p, size_t n)
 {
-	const char	*nl;
-	size_t		 i = 0, start = 0;
+	const char	*dot;
+	size_t		 i = 0, start = 0, at;
 
 	if (n == 0)
 		return 0;
-	while (i < n) {
-		if (c->bol && p[i] == '.') {
-			if (buf_append(&c->out, p + start, i - start) == -1 ||
+	while (i < n && (dot = memchr(p + i, '.', n - i)) != NULL) {
+		at = (size_t)(dot - p);
+		if (at == 0 ? c->bol : p[at - 1] == '\n') {
+			if (buf_append(&c->out, p + start, at - start) == -1 ||
 			    buf_putc(&c->out, '.') == -1)
 				return -1;
-			start = i;
+			start = at;
 		}
-		if ((nl = memchr(p + i, '\n', n - i)) == NULL) {
-			c->bol = 0;
-			break;
-		}
-		i = (size_t)(nl - p) + 1;
-		c->bol = 1;
+		i = at + 1;
 	}
+	c->bol = p[n - 1] == '\n';
 	if (buf_append(&c->out, p + start, n - start) == -1)
 		return -1;
 	if (n >= 2) {

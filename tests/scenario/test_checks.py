@@ -765,6 +765,24 @@ def virus_past_the_file_size_limit_in_a_zip_member_is_not_clean(c):
 
 
 @test
+def a_spill_file_used_again_shows_nothing_of_the_message_before(c):
+    # Bodies past 64 KiB go to a spill file, and the API keeps those
+    # files for the next request.  A long message with a virus at its
+    # end, then a shorter clean one in the same file: the scanner and
+    # LMTP must read only the second message's bytes.
+    line = b"x" * 76 + b"\r\n"
+    long_body = line * 4000 + EICAR + b"\r\n"
+    refused(c, message("spill-long", body=long_body), 422, 554, "5.7.1",
+            "virus found: Eicar-Test-Signature", rest=True)
+    short_body = line * 2000 + b"the end\r\n"
+    m = delivered(c, "spill-short", message("spill-short", body=short_body),
+                  rest=True)
+    check(m.endswith(b"\r\n\r\n" + short_body),
+          "stored body is the short message, %d bytes, ends %r" %
+          (len(m), m[-40:]))
+
+
+@test
 def clean_attachment_is_delivered(c):
     z = zip_bytes([("report.txt", b"quarterly numbers\n" * 100)])
     delivered(c, "clean-zip", attach("clean-zip", z, "report.zip"), rest=True)

@@ -177,11 +177,86 @@ run_bound(void)
 	    memcmp(out, "\r\n", 2) == 0, "o=%zu", o);
 }
 
+/* Pseudo-random, the same every run. */
+static unsigned
+next_rand(unsigned *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+/*
+ * The way ingest uses it: crlf_clean_prefix first, its bytes taken as
+ * they are, crlf_convert for the rest.  Chunked anyhow, that must give
+ * what crlf_convert alone gives.  The inputs are mostly CRLF lines (the
+ * fast path) with now and then a bare CR or LF, across block edges.
+ */
+static void
+run_clean_prefix(void)
+{
+	static char in[700], one[1500], two[1500];
+	struct crlf_state st;
+	size_t	 n, i, o1, o2, at, k, c, fast = 0;
+	unsigned x = 2463534242u, round;
+	int	 good = 1;
+
+	for (round = 0; round < 3000 && good; round++) {
+		n = next_rand(&x) % sizeof(in);
+		for (i = 0; i < n; i++) {
+			unsigned r = next_rand(&x) % 1000;
+
+			if (i % 40 == 38 && r < 990)
+				in[i] = '\r';
+			else if (i % 40 == 39 && r < 990)
+				in[i] = '\n';
+			else
+				in[i] = r < 3 ? '\r' : r < 6 ? '\n' : 'a';
+		}
+		o1 = convert_split(in, n, NULL, 0, one);
+		crlf_init(&st);
+		for (o2 = 0, at = 0; at < n; at += k) {
+			k = 1 + next_rand(&x) % 300;
+			if (k > n - at)
+				k = n - at;
+			c = crlf_clean_prefix(&st, in + at, k);
+			memcpy(two + o2, in + at, c);
+			o2 += c;
+			fast += c;
+			o2 += crlf_convert(&st, in + at + c, k - c, two + o2);
+		}
+		o2 += crlf_finish(&st, two + o2);
+		good = o1 == o2 && memcmp(one, two, o1) == 0;
+	}
+	UNIT_CHECK("crlf: clean prefix plus conversion of the rest equals "
+	    "conversion alone, in any chunks", good,
+	    "differs in round %u", round - 1);
+	UNIT_CHECK("crlf: CRLF lines take the clean-prefix path", fast > 0,
+	    "no byte passed as clean");
+
+	for (i = 0; i + 2 <= 640; i += 80) {
+		memset(in + i, 'b', 78);
+		memcpy(in + i + 78, "\r\n", 2);
+	}
+	crlf_init(&st);
+	c = crlf_clean_prefix(&st, in, 640);
+	UNIT_CHECK("crlf: 640 bytes of CRLF lines are clean but for the "
+	    "last block", c >= 640 - 64 && st.at_bol == (in[c - 1] == '\n'),
+	    "clean=%zu", c);
+	in[100] = '\n';
+	crlf_init(&st);
+	c = crlf_clean_prefix(&st, in, 640);
+	UNIT_CHECK("crlf: the clean prefix stops before a bare LF", c <= 100,
+	    "clean=%zu", c);
+}
+
 int
 main(void)
 {
 	run_rows();
 	run_exhaustive();
 	run_bound();
+	run_clean_prefix();
 	return unit_done();
 }
