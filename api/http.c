@@ -994,8 +994,9 @@ start_daemon(const char *listen, int tls, char *cert, char *key)
 	    /* Without TLS the list ends here. */
 	    tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
 	    MHD_OPTION_HTTPS_MEM_KEY, key,
-	    /* AEAD ciphers only, AES-128-GCM first by our choice: it
-	     * decrypts a 1 MB body in two thirds of AES-256-GCM's time. */
+	    /* AEAD ciphers only, AES-128-GCM first by our choice: 10
+	     * AES rounds per block against AES-256-GCM's 14, on every
+	     * byte of a body. */
 	    MHD_OPTION_HTTPS_PRIORITIES,
 	    "NORMAL:%SERVER_PRECEDENCE:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
 	    "+CHACHA20-POLY1305:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
