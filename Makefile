@@ -6,6 +6,7 @@
 #   make bench      measure throughput and latency (prints a table)
 #   make lint       banned functions, cppcheck
 #   make fuzz       libFuzzer targets (clang)
+#   make install    programs, systemd units and docs (PREFIX, DESTDIR)
 #
 # Switches: WERROR=1 (warnings are errors, as in CI),
 #           SANITIZE=address,undefined (build-san/, bin-san/; run the tests
@@ -79,7 +80,7 @@ PROGS	+= $(BIN)/edgemail-bench
 endif
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BIN)/tests/%)
 
-.PHONY: all run check bench lint fuzz clean deps unit
+.PHONY: all run check bench lint fuzz clean deps unit install uninstall
 all: $(PROGS) $(UNIT_BINS)
 
 deps:
@@ -162,5 +163,44 @@ fuzz:
 
 clean:
 	rm -rf bin bin-san build build-san
+
+# A server install (README, "Running it on a server"): the programs, the
+# systemd units of deploy/systemd with these paths filled in, the docs.
+# Nothing is started and no user is made here.
+PREFIX		?= /usr/local
+BINDIR		?= $(PREFIX)/bin
+DOCDIR		?= $(PREFIX)/share/doc/edgemail
+UNITDIR		?= /etc/systemd/system
+STATE_DIR	?= /var/lib/edgemail
+CONF		?= $(STATE_DIR)/edgemail.conf
+EDGEMAIL_USER	?= edgemail
+DOVECOT_GROUP	?= dovecot
+INSTALL_PROGS	 = edgemail-api edgemail-submit edgemail-scand edgemailctl \
+		   lmtp-send
+UNITS		 = $(notdir $(wildcard deploy/systemd/*.service \
+		   deploy/systemd/*.timer deploy/systemd/*.target))
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 $(addprefix $(BIN)/,$(INSTALL_PROGS)) $(DESTDIR)$(BINDIR)
+	for u in $(UNITS); do \
+		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+		    -e 's|@CONF@|$(CONF)|g' -e 's|@STATE_DIR@|$(STATE_DIR)|g' \
+		    -e 's|@USER@|$(EDGEMAIL_USER)|g' \
+		    -e 's|@DOVECOT_GROUP@|$(DOVECOT_GROUP)|g' \
+		    deploy/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs
+	install -m 0644 deploy/cloudflared/config.yml $(DESTDIR)$(DOCDIR)/examples/cloudflared.yml
+	install -m 0755 deploy/post-message.sh $(DESTDIR)$(DOCDIR)/examples
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALL_PROGS)) \
+	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)

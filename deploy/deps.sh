@@ -15,7 +15,7 @@ dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
 dovecot-managesieved redis-server rspamd
 opendkim-tools clamav-testfiles zip unzip publicsuffix
 swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-dkim python3-aiosmtpd python3-dnspython python3-cryptography python3-nacl
-libfiu-dev fiu-utils openssl ca-certificates curl procps"
+libfiu-dev fiu-utils openssl ca-certificates curl procps systemd"
 
 # The Worker's toolchain (wrangler 4.86) needs Node.js 20 or later.
 # Debian 12 ships 18: then Node 20 comes from the npm registry
