@@ -469,6 +469,24 @@ write_file(struct ctl *c, const char *path, const char *data, size_t len)
 	return rc;
 }
 
+/* The directory FILE goes into, made if it is missing (on a new server
+ * the first start makes dovecot_dir: edgemail-dovecot.service writes the
+ * configuration into it before Dovecot runs). */
+static int
+make_parent(struct ctl *c, const char *file)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", file);
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return CTL_OK;
+	*slash = '\0';
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return ctl_fail(c, "%s: %s", dir, strerror(errno));
+	return CTL_OK;
+}
+
 /*
  * The global script the configuration names (sieve_before), compiled
  * with the configuration just written: without it Pigeonhole skips it
@@ -525,7 +543,8 @@ cmd_dovecot_config(struct ctl *c, int argc, char **argv)
 	}
 	if (out == NULL)
 		fwrite(buf_cstr(&b), 1, b.len, stdout);
-	else if ((rc = write_file(c, out, buf_cstr(&b), b.len)) == CTL_OK)
+	else if ((rc = make_parent(c, out)) == CTL_OK &&
+	    (rc = write_file(c, out, buf_cstr(&b), b.len)) == CTL_OK)
 		rc = install_sieve(c, out);
 	buf_free(&b);
 	return rc;

@@ -1375,37 +1375,44 @@ serialize(const struct dir *d, enum dir_file f, struct buf *b)
 }
 
 /* Replace dir/name with data: temp file, fsync, rename, fsync dir.  An
- * existing file's owner and mode are kept. */
+ * existing file's owner and mode are kept.  A new one gets defmode, and
+ * its group may read it too when the directory's group may: that is
+ * how Dovecot's auth, in dovecot_group, reads the users file (0640) of a
+ * directory the service user owns (0750, group dovecot_group). */
 static int
 write_atomic(const char *dir, const char *name, const char *data, size_t len,
     mode_t defmode, char *err, size_t errsz)
 {
 	char path[4096], tmp[4200];
-	struct stat st;
+	struct stat st, dst;
 	int fd, dfd, have, saved;
+	mode_t mode;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.%ld", dir, name, (long)getpid());
 	have = stat(path, &st) == 0;
+	if (stat(dir, &dst) != 0) {
+		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	mode = have ? (st.st_mode & 07777) :
+	    (defmode | (dst.st_mode & S_IRGRP));
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-	    have ? (st.st_mode & 07777) : defmode);
+	    mode);
 	if (fd < 0) {
 		snprintf(err, errsz, "%s: %s", tmp, strerror(errno));
 		return -1;
 	}
+	if (fchmod(fd, mode) != 0)		/* whatever the umask */
+		goto fail;
 	if (have) {
 		if (fchown(fd, st.st_uid, st.st_gid) != 0 && errno != EPERM)
-			goto fail;
-		if (fchmod(fd, st.st_mode & 07777) != 0)
 			goto fail;
 	} else if (geteuid() == 0) {
 		/* A new file belongs to whoever owns the directory (the
 		 * service user), not to root running edgemailctl. */
-		struct stat dst;
-
-		if (stat(dir, &dst) == 0 &&
-		    fchown(fd, dst.st_uid, dst.st_gid) != 0)
+		if (fchown(fd, dst.st_uid, dst.st_gid) != 0)
 			goto fail;
 	}
 	if (io_write_all(fd, data, len) != 0)

@@ -132,35 +132,83 @@ def uid_of(pid):
     return None
 
 
+def run(cmd, what, stdin=None):
+    r = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=120)
+    eq(r.returncode, 0, "%s: %s" % (what, r.stdout.decode()[-1500:]))
+
+
 @test
-def the_stack_works_as_the_units_run_it_unprivileged(d):
-    # As the units: Dovecot as root with dovecot_user/dovecot_group of
-    # its own; the scanner, the API and the relay as one unprivileged
-    # user that owns the state directory and is in Dovecot's group (the
-    # LMTP and auth sockets are 0660 dovecot:dovecot); the users file
-    # readable by Dovecot's auth through that group (0640).
+def the_readme_server_steps_work_as_the_units_run_the_stack(d):
+    # README, "Running it on a server", from an empty state directory:
+    # the service user (nobody here: tests make no users) owns it, the
+    # mailboxes are another user's (a bare UID:GID, as mail_owner may
+    # be), the directory is the service user's and Dovecot's group's, root runs
+    # edgemailctl and writes the configuration.  Then as the units do:
+    # Dovecot as root with the configuration dovecot-config writes, the
+    # scanner, the API and the relay as the service user in Dovecot's
+    # group, without capabilities.  A POST and an authenticated
+    # submission both land in the mailbox.
     nobody, dovecot_gid = 65534, grp.getgrnam("dovecot").gr_gid
-    st = stack.Stack("svc-user")
+    vmail = 65533
+    st = stack.Stack("svc-user", init=False)
     try:
-        sock = st.path("scand.sock")
-        with open(st.conf_path, "a") as f:
-            f.write("dovecot_user = dovecot\ndovecot_group = dovecot\n"
-                    "scan_socket = %s\n" % sock)
-        r = subprocess.run([os.path.join(stack.BIN, "edgemailctl"), "-c",
-                            st.conf_path, "dovecot-config", "--output",
-                            st.path("dovecot", "dovecot.conf")],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=60)
-        eq(r.returncode, 0, "dovecot-config: %s" % r.stdout.decode())
-        for root, dirs, files in os.walk(st.dir):
-            for n in dirs + files:
-                os.lchown(os.path.join(root, n), nobody, nobody)
         os.chown(st.dir, nobody, nobody)
         os.chmod(st.dir, 0o751)
+        os.mkdir(st.path("directory"), 0o750)
         os.chown(st.path("directory"), nobody, dovecot_gid)
-        os.chmod(st.path("directory"), 0o750)
-        os.chown(st.users_file, nobody, dovecot_gid)
-        os.chmod(st.users_file, 0o640)
+        os.mkdir(st.path("mail"), 0o750)
+        os.chown(st.path("mail"), vmail, vmail)
+        # The TLS certificate, the signing key and the signatures: the
+        # admin's own (a self-signed certificate for 127.0.0.1 here).
+        os.mkdir(st.path("tls"))
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+             "/CN=mx.example.test", "-addext",
+             "subjectAltName=DNS:mx.example.test,IP:127.0.0.1",
+             "-keyout", st.path("tls", "key.pem"), "-out",
+             st.path("tls", "cert.pem")], "openssl req")
+        os.chown(st.path("tls", "key.pem"), nobody, nobody)
+        st.ca = st.path("tls", "cert.pem")
+        os.mkdir(st.path("keys"), 0o700)
+        st.key_id, st.secret = "k1", "s" * 64
+        with open(st.path("keys", "hmac.keys"), "w") as f:
+            f.write("%s %s\n" % (st.key_id, st.secret))
+        os.chmod(st.path("keys", "hmac.keys"), 0o600)
+        for n in ("keys", os.path.join("keys", "hmac.keys")):
+            os.chown(st.path(n), nobody, nobody)
+        os.mkdir(st.path("clamav"))
+        with open(st.path("clamav", "test.hdb"), "w") as f:
+            f.write("44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-"
+                    "Signature\n")
+        sock = st.path("scand.sock")
+        p = st.ports
+        with open(st.conf_path, "w") as f:
+            f.write("state_dir = %s\nhostname = mx.example.test\n"
+                    "tls_cert_file = %s\ntls_key_file = %s\n"
+                    "scan_socket = %s\nclamav_db_dir = %s\n"
+                    "api_listen = 127.0.0.1:%d\n"
+                    "submit_listen = 127.0.0.1:%d\n"
+                    "submit_tls_listen = 127.0.0.1:%d\n"
+                    "dovecot_listen = 127.0.0.1\nimap_port = %d\n"
+                    "imaps_port = %d\npop3_port = %d\npop3s_port = %d\n"
+                    "managesieve_port = %d\nmail_owner = %d:%d\n"
+                    "dovecot_login_user = nobody\ndns_server = none\n" %
+                    (st.dir, st.ca, st.path("tls", "key.pem"), sock,
+                     st.path("clamav"), p["api"], p["submit"],
+                     p["submits"], p["imap"], p["imaps"], p["pop3"],
+                     p["pop3s"], p["sieve"], vmail, vmail))
+        ctl = [os.path.join(stack.BIN, "edgemailctl"), "-c", st.conf_path]
+        st.demo_password = "a fine password"
+        run(ctl + ["domain", "add", "example.test"], "domain add")
+        run(ctl + ["user", "add", st.demo_user, "--password-stdin"],
+            "user add", stdin=st.demo_password.encode() + b"\n")
+        us = os.stat(st.users_file)
+        eq((us.st_uid, us.st_gid, us.st_mode & 0o777),
+           (nobody, dovecot_gid, 0o640), "the new users file")
+        # edgemail-dovecot.service: ExecStartPre, then Dovecot.
+        run(ctl + ["dovecot-config", "--output",
+                   st.path("dovecot", "dovecot.conf")], "dovecot-config")
         st.start_dovecot()
         scand = st.start_prog("scand", as_service_user(
             st, "edgemail-scand", nobody, nobody, [dovecot_gid]))
@@ -186,12 +234,12 @@ def the_stack_works_as_the_units_run_it_unprivileged(d):
         eq(code, 200, "POST: %r; api log: %s" % (j, st.log("api")[-800:]))
         submit = st.start_prog("submit", as_service_user(
             st, "edgemail-submit", nobody, nobody, [dovecot_gid]))
-        stack.wait_for(lambda: stack.port_open(st.ports["submit"]) or
+        stack.wait_for(lambda: stack.port_open(p["submit"]) or
                        submit.poll() is not None, 15, what="submit port")
         check(submit.poll() is None, "edgemail-submit runs: %s" %
               st.log("submit")[-1500:])
         eq(uid_of(submit.pid), nobody, "the relay's user")
-        with smtplib.SMTP("127.0.0.1", st.ports["submit"], timeout=30) as s:
+        with smtplib.SMTP("127.0.0.1", p["submit"], timeout=30) as s:
             s.starttls(context=st.ssl_context())
             s.login(st.demo_user, st.demo_password)
             s.sendmail(st.demo_user, [st.demo_user],
@@ -199,17 +247,16 @@ def the_stack_works_as_the_units_run_it_unprivileged(d):
                        b"To: <demo@example.test>\r\n"
                        b"Subject: submitted as the service user\r\n\r\n"
                        b"hello\r\n")
-        subjects = []
+        got = []
 
         def both():
-            subjects[:] = [m for m in st.imap_messages(
+            got[:] = [m for m in st.imap_messages(
                 st.demo_user, st.demo_password) if b"as the service user"
                 in m]
-            return len(subjects) == 2
+            return len(got) == 2
         stack.wait_for(both, 30, what="both messages in the mailbox")
     finally:
         st.stop()
-
 
 if __name__ == "__main__":
     harness.main(setup=setup, teardown=teardown)
