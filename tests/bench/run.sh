@@ -153,13 +153,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# Fifteen free ports in a row above 20000 (as far as ss can tell).
+# Fifteen free ports in a row from 20000, below the kernel's ephemeral
+# range (32768 and up here): a port there can be taken at any moment by
+# an outgoing connection, and Dovecot then dies at its bind after its
+# LMTP socket exists (a run of "Connection refused" for every message).
 pick_ports() {
-	used=$(ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
+	used=$(ss -Htan 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
+	low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	slots=$(( (${low:-32768} - 20000 - 15) / 100 ))
+	[ "$slots" -ge 10 ] || slots=120
 	tries=0
 	while :; do
 		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		BASE=$((20000 + (r % 400) * 100))
+		BASE=$((20000 + (r % slots) * 100))
 		clash=
 		for o in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do
 			if printf '%s\n' "$used" | grep -qx "$((BASE + o))"; then
@@ -210,7 +216,10 @@ start_dovecot() {
 	dovecot -F -c "$RUN/dovecot/dovecot.conf" </dev/null \
 	    >>"$RUN/dovecot/dovecot.log" 2>&1 &
 	DOVECOT_PID=$!
-	wait_socket "$RUN/dovecot/lmtp" "$DOVECOT_PID" || {
+	# The LMTP socket is made before the TCP listeners are bound: wait
+	# for IMAP too, so that a Dovecot that dies at a bind is seen here.
+	{ wait_socket "$RUN/dovecot/lmtp" "$DOVECOT_PID" &&
+	    wait_tcp "$IMAP_PORT" "$DOVECOT_PID"; } || {
 		tail -n 20 "$RUN/dovecot/dovecot.log" >&2
 		die "dovecot did not start"
 	}
