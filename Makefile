@@ -174,6 +174,7 @@ UNITDIR		?= /etc/systemd/system
 STATE_DIR	?= /var/lib/edgemail
 CONF		?= $(STATE_DIR)/edgemail.conf
 EDGEMAIL_USER	?= edgemail
+MAIL_OWNER	?= vmail
 DOVECOT_GROUP	?= dovecot
 INSTALL_PROGS	 = edgemail-api edgemail-submit edgemail-scand edgemailctl \
 		   lmtp-send
@@ -188,6 +189,7 @@ install: all
 		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
 		    -e 's|@CONF@|$(CONF)|g' -e 's|@STATE_DIR@|$(STATE_DIR)|g' \
 		    -e 's|@USER@|$(EDGEMAIL_USER)|g' \
+		    -e 's|@MAIL_OWNER@|$(MAIL_OWNER)|g' \
 		    -e 's|@DOVECOT_GROUP@|$(DOVECOT_GROUP)|g' \
 		    deploy/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
@@ -201,6 +203,10 @@ install: all
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALL_PROGS)) \
 	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
-	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/docs/*.md \
+	    $(DESTDIR)$(DOCDIR)/examples/cloudflared.yml \
+	    $(DESTDIR)$(DOCDIR)/examples/post-message.sh
+	-rmdir $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples \
+	    $(DESTDIR)$(DOCDIR)
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)

@@ -39,7 +39,12 @@
  * scanner, DKIM, rspamd) reads [0, body_len) and never to its end, so
  * what an earlier, longer message left behind is never read.  A file
  * that grew past SPILL_KEEP_MAX is closed, not kept: the pool holds at
- * most SPILL_POOL * SPILL_KEEP_MAX bytes of (unlinked) spool disk.
+ * most SPILL_POOL * SPILL_KEEP_MAX bytes of (unlinked) spool disk, which
+ * spool_max_bytes does not count, and a kept file holds the bytes of the
+ * messages before until they are written over.  A scan that timed out
+ * may still be reading a file edgemail-scand was given when the next
+ * request writes it: its verdict was given up already (temporary
+ * failure), and what scand logs for it may be about a mix of the two.
  */
 #define SPILL_POOL	32
 #define SPILL_KEEP_MAX	(4LL * 1024 * 1024)

@@ -1376,9 +1376,10 @@ serialize(const struct dir *d, enum dir_file f, struct buf *b)
 
 /* Replace dir/name with data: temp file, fsync, rename, fsync dir.  An
  * existing file's owner and mode are kept.  A new one gets defmode, and
- * its group may read it too when the directory's group may: that is
- * how Dovecot's auth, in dovecot_group, reads the users file (0640) of a
- * directory the service user owns (0750, group dovecot_group). */
+ * its group may read it too when the directory is open to its group and
+ * closed to others: that is how Dovecot's auth, in dovecot_group, reads
+ * the users file (0640) of a directory the service user owns (0750,
+ * group dovecot_group), while in a 0755 directory it stays 0600. */
 static int
 write_atomic(const char *dir, const char *name, const char *data, size_t len,
     mode_t defmode, char *err, size_t errsz)
@@ -1395,8 +1396,9 @@ write_atomic(const char *dir, const char *name, const char *data, size_t len,
 		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
-	mode = have ? (st.st_mode & 07777) :
-	    (defmode | (dst.st_mode & S_IRGRP));
+	mode = have ? (st.st_mode & 07777) : defmode;
+	if (!have && (dst.st_mode & (S_IRGRP | S_IROTH)) == S_IRGRP)
+		mode |= S_IRGRP;
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 	    mode);

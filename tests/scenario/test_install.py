@@ -132,6 +132,22 @@ def uid_of(pid):
     return None
 
 
+@test
+def a_new_users_file_is_group_readable_only_in_a_directory_closed_to_others(d):
+    ctl = [os.path.join(stack.BIN, "edgemailctl"), "-o",
+           "password_scheme=SHA512-CRYPT", "-o", "password_cost=0"]
+    for mode, want in ((0o755, 0o600), (0o750, 0o640), (0o700, 0o600)):
+        sd = os.path.join(d, "users-%o" % mode)
+        os.makedirs(os.path.join(sd, "directory"))
+        os.chmod(os.path.join(sd, "directory"), mode)
+        c = ctl + ["-o", "state_dir=" + sd]
+        run(c + ["domain", "add", "example.test"], "domain add")
+        run(c + ["user", "add", "u@example.test", "--password-stdin"],
+            "user add", stdin=b"a fine password\n")
+        got = os.stat(os.path.join(sd, "directory", "users")).st_mode & 0o777
+        eq(oct(got), oct(want), "users in a %o directory" % mode)
+
+
 def run(cmd, what, stdin=None):
     r = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=120)
@@ -153,8 +169,13 @@ def the_readme_server_steps_work_as_the_units_run_the_stack(d):
     vmail = 65533
     st = stack.Stack("svc-user", init=False)
     try:
-        os.chown(st.dir, nobody, nobody)
-        os.chmod(st.dir, 0o751)
+        # root's, so that the service user cannot replace what root
+        # reads (edgemail.conf, Dovecot's configuration); the service
+        # user gets its own directories in it.
+        os.chmod(st.dir, 0o755)
+        for n in ("spool", "idem", "outbound", "run"):
+            os.mkdir(st.path(n), 0o700)
+            os.chown(st.path(n), nobody, nobody)
         os.mkdir(st.path("directory"), 0o750)
         os.chown(st.path("directory"), nobody, dovecot_gid)
         os.mkdir(st.path("mail"), 0o750)
@@ -181,7 +202,7 @@ def the_readme_server_steps_work_as_the_units_run_the_stack(d):
         with open(st.path("clamav", "test.hdb"), "w") as f:
             f.write("44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-"
                     "Signature\n")
-        sock = st.path("scand.sock")
+        sock = st.path("run", "scand.sock")
         p = st.ports
         with open(st.conf_path, "w") as f:
             f.write("state_dir = %s\nhostname = mx.example.test\n"
@@ -255,6 +276,12 @@ def the_readme_server_steps_work_as_the_units_run_the_stack(d):
                 in m]
             return len(got) == 2
         stack.wait_for(both, 30, what="both messages in the mailbox")
+        # edgemail-archive-expire.service: as mail_owner, in Dovecot's
+        # group (the directory is 0750 edgemail:dovecot).
+        run(["setpriv", "--reuid=%d" % vmail, "--regid=%d" % vmail,
+             "--groups=%d" % dovecot_gid, "--inh-caps=-all",
+             "--bounding-set=-all"] + ctl + ["archive", "expire"],
+            "archive expire as mail_owner")
     finally:
         st.stop()
 
