@@ -159,13 +159,20 @@ trap 'exit 130' INT TERM HUP
 # LMTP socket exists (a run of "Connection refused" for every message).
 pick_ports() {
 	used=$(ss -Htan 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
-	low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-	slots=$(( (${low:-32768} - 20000 - 15) / 100 ))
-	[ "$slots" -ge 10 ] || slots=120
+	# (Above it when it starts too low to leave room below.)
+	read -r low high 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range ||
+	    { low=32768 high=60999; }
+	first=20000
+	slots=$(( (low - first - 15) / 100 ))
+	if [ "$slots" -lt 10 ]; then
+		first=$((high + 1))
+		slots=$(( (65535 - first - 15) / 100 ))
+		[ "$slots" -ge 1 ] || die "no room for ports outside $low-$high"
+	fi
 	tries=0
 	while :; do
 		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		BASE=$((20000 + (r % slots) * 100))
+		BASE=$((first + (r % slots) * 100))
 		clash=
 		for o in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do
 			if printf '%s\n' "$used" | grep -qx "$((BASE + o))"; then
