@@ -279,6 +279,34 @@ def same_message_twice_is_stored_once(ctx):
 
 
 @test
+def a_list_copy_with_the_same_message_id_is_delivered_once_more(ctx):
+    # The direct message, then a mailing list's copy: the same
+    # Message-ID, another body.  The API answers the list copy's first
+    # post 409; the Worker posts it again under the key of its content.
+    # The list's retry of it, with a new trace field on top, is then
+    # recognised: 2 copies in all, not 3.
+    mid, raw = message(ctx, "list-copy")
+    status, text = handler(ctx, raw, "a@sender.test", "demo@example.test")
+    eq(status, 200, "the direct message (%s)" % text.strip())
+    copy = raw.replace(b"\r\n\r\n", b"\r\nList-Id: <l.sender.test>\r\n"
+                       b"\r\n", 1) + b"-- \r\nthe list's footer\r\n"
+    for i, r in enumerate((copy, b"Received: from list.sender.test by "
+                           b"mx.cloudflare.net; Thu, 03 Dec 2026 10:05:00 "
+                           b"+0000\r\n" + copy)):
+        time.sleep(1.05 - (time.time() % 1.0))
+        status, text = handler(ctx, r, "list-bounces@sender.test",
+                               "demo@example.test")
+        eq(status, 200, "the list's copy, send %d (%s)" % (i + 1,
+                                                           text.strip()))
+    got = stored(ctx, mid)
+    eq(len(got), 2, "copies with this Message-ID")
+    eq(sum(1 for m in got if b"the list's footer" in m), 1,
+       "the list's copy once")
+    conflicts = worker_lines(ctx, lambda x: x.get("outcome") == "conflict")
+    check(len(conflicts) >= 2, "the Worker logged the 409s: %r" % conflicts)
+
+
+@test
 def unknown_recipient_is_rejected(ctx):
     mid, raw = message(ctx, "nobody", to="ghost@example.test")
     status, text = handler(ctx, raw, "a@sender.test", "ghost@example.test")

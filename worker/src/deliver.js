@@ -9,7 +9,8 @@
  *   2xx                      done: the message is stored
  *   400 413 415 422          message.setReject(reason): a permanent bounce
  *   409                      another message had this Message-ID (a
- *                            list's copy): posted again without the key
+ *                            list's copy): posted again under the key
+ *                            of its content
  *   anything else, network
  *   errors and timeouts      throw: Cloudflare answers with a temporary
  *                            failure and the sender retries later
@@ -73,14 +74,62 @@ export async function read_raw(stream, size_hint, max_bytes) {
 /*
  * Idempotency-Key for one delivery: the same message to the same recipient
  * gets the same key however often the sender retries.  "cf:" + hex SHA-256
- * of the Message-ID and the recipient, or of the body's hash and the
- * recipient when there is no Message-ID.  67 printable ASCII characters.
+ * of the Message-ID and the recipient, or (content_key) of the message
+ * below its trace fields and the recipient.  67 printable ASCII characters.
  */
-export async function idempotency_key(message_id, rcpt, body_sha256_hex) {
+export async function idempotency_key(message_id, rcpt, raw) {
 	const id = (message_id || "").trim();
-	const basis = id !== "" ? "mid:" + id + "\n" + rcpt :
-	    "body:" + body_sha256_hex + "\n" + rcpt;
-	return ("cf:" + await sig_sha256_hex(basis)).slice(0, IDEM_MAX);
+	if (id === "")
+		return content_key(raw, rcpt);
+	return ("cf:" + await sig_sha256_hex("mid:" + id + "\n" + rcpt))
+	    .slice(0, IDEM_MAX);
+}
+
+/*
+ * The key of the message itself: a message without a Message-ID, and the
+ * second post after a 409 (another message had that Message-ID).  The
+ * hash leaves out the trace fields every hop puts on top (the API's
+ * list: Received, ARC-*, Authentication-Results...): the sender's retry
+ * comes through the edge with new ones, and is still the same message.
+ */
+export async function content_key(raw, rcpt) {
+	const content = await sig_sha256_hex(raw.subarray(content_offset(raw)));
+	return ("cf:" + await sig_sha256_hex("content:" + content + "\n" +
+	    rcpt)).slice(0, IDEM_MAX);
+}
+
+const TRACE_FIELDS = new Set(["received", "received-spf",
+    "authentication-results", "arc-seal", "arc-message-signature",
+    "arc-authentication-results", "return-path", "delivered-to"]);
+
+/* Where the message starts below the trace fields on top of it. */
+export function content_offset(raw) {
+	let pos = 0;
+	for (;;) {
+		/* The field's name: up to ':' on its first line. */
+		let i = pos;
+		while (i < raw.length && raw[i] !== 0x3a && raw[i] !== 0x0a)
+			i++;
+		if (i >= raw.length || raw[i] !== 0x3a)
+			return pos;
+		const name = String.fromCharCode(...raw.subarray(pos,
+		    Math.min(i, pos + 40))).trim().toLowerCase();
+		if (!TRACE_FIELDS.has(name))
+			return pos;
+		/* Its end: the line end not followed by a continuation. */
+		let end = i;
+		for (;;) {
+			while (end < raw.length && raw[end] !== 0x0a)
+				end++;
+			end++;
+			if (end >= raw.length ||
+			    (raw[end] !== 0x20 && raw[end] !== 0x09))
+				break;
+		}
+		if (end >= raw.length)
+			return pos;
+		pos = end;
+	}
 }
 
 /*
@@ -155,7 +204,7 @@ export async function deliver_email(message, env) {
 	}
 	const body_hash = await sig_sha256_hex(body);
 	const idem = await idempotency_key(message.headers?.get("Message-ID"),
-	    rcpt, body_hash);
+	    rcpt, body);
 	let target;
 	try {
 		target = request_target(env.API_URL, envelope_from(message.from),
@@ -213,12 +262,17 @@ export async function deliver_email(message, env) {
 	 * 409: this recipient got another message with the same Message-ID
 	 * (a mailing list's copy of a message also sent to them directly).
 	 * It is a different message, not a retry of this one: deliver it
-	 * without the key rather than bounce it to the list.
+	 * under the key of its content rather than bounce it to the list
+	 * (a retry of it then has that key too).
 	 */
 	if (res.status === 409) {
-		log(409, "conflict", { error: "another message had this " +
-		    "Message-ID; sent again without Idempotency-Key" });
-		({ res, text } = await post(""));
+		const again = await content_key(body, rcpt);
+		if (again !== idem) {
+			log(409, "conflict", { error: "another message had " +
+			    "this Message-ID; sent again under the key of " +
+			    "its content" });
+			({ res, text } = await post(again));
+		}
 	}
 
 	let json = null;

@@ -103,6 +103,12 @@ function api(answer) {
 	});
 }
 
+/* The Worker's key for MSG (Message-ID <1@sender.test>) to demo@. */
+async function mid_key() {
+	return "cf:" + await hex_sha256(enc.encode(
+	    "mid:<1@sender.test>\ndemo@example.test"));
+}
+
 async function hex_sha256(bytes) {
 	const d = await crypto.subtle.digest("SHA-256", bytes);
 	return [...new Uint8Array(d)].map((b) => b.toString(16)
@@ -187,24 +193,34 @@ describe("request", () => {
 			await expect_signed(c);
 	});
 
-	it("message without Message-ID keys on the body hash", async () => {
+	it("message without Message-ID keys on its content below the trace " +
+	    "fields", async () => {
 		api(() => json_response(202, { status: "queued", id: "q" }));
 		const raw = "From: a@sender.test\r\nSubject: x\r\n\r\nbody\r\n";
 		const m1 = mock_message({ raw });
 		await worker.email(m1, ENV, {});
 		await worker.email(mock_message({ raw }), ENV, {});
+		/* a retry through the edge: new trace fields, one folded */
+		await worker.email(mock_message({ raw: "Received: by mx\r\n" +
+		    "ARC-Seal: i=1; a=rsa-sha256;\r\n\tb=xyz\r\n" + raw }),
+		    ENV, {});
 		await worker.email(mock_message({ raw: raw + "more\r\n" }), ENV,
 		    {});
 		await worker.email(mock_message({ raw, to: "x@example.test" }),
 		    ENV, {});
+		/* a field that is no trace field on top is content */
+		await worker.email(mock_message({ raw: "X-Other: 1\r\n" + raw }),
+		    ENV, {});
 		const keys = calls.map((c) => c.headers.get("Idempotency-Key"));
 		expect(keys[0]).toMatch(/^cf:[0-9a-f]{64}$/);
 		expect(keys[1]).toBe(keys[0]);
-		expect(keys[2]).not.toBe(keys[0]);
+		expect(keys[2]).toBe(keys[0]);
 		expect(keys[3]).not.toBe(keys[0]);
-		const body_hash = await hex_sha256(enc.encode(raw));
+		expect(keys[4]).not.toBe(keys[0]);
+		expect(keys[5]).not.toBe(keys[0]);
+		const content = await hex_sha256(enc.encode(raw));
 		expect(keys[0]).toBe("cf:" + await hex_sha256(enc.encode(
-		    "body:" + body_hash + "\ndemo@example.test")));
+		    "content:" + content + "\ndemo@example.test")));
 		expect(m1.setReject).not.toHaveBeenCalled();
 		for (const c of calls)
 			await expect_signed(c);
@@ -363,9 +379,10 @@ describe("answers", () => {
 		});
 	}
 
-	it("409: another message had this Message-ID; sent again without " +
-	    "the key, not bounced", async () => {
-		api((c) => c.headers.get("Idempotency-Key") ?
+	it("409: another message had this Message-ID; sent again under the " +
+	    "key of its content, not bounced", async () => {
+		const k_mid = await mid_key();
+		api((c) => c.headers.get("Idempotency-Key") === k_mid ?
 		    json_response(409, { status: "conflict", id: "c-1",
 		    reason: "Idempotency-Key was used before" }) :
 		    json_response(200, DELIVERED));
@@ -373,12 +390,23 @@ describe("answers", () => {
 		await worker.email(msg, ENV, {});
 		expect(msg.setReject).not.toHaveBeenCalled();
 		expect(calls.length).toBe(2);
-		expect(calls[0].headers.get("Idempotency-Key")).toMatch(/^cf:/);
-		expect(calls[1].headers.get("Idempotency-Key")).toBeNull();
+		const k0 = calls[0].headers.get("Idempotency-Key");
+		const k1 = calls[1].headers.get("Idempotency-Key");
+		expect(k0).toBe(k_mid);
+		expect(k1).toBe("cf:" + await hex_sha256(enc.encode("content:" +
+		    await hex_sha256(enc.encode(MSG)) + "\ndemo@example.test")));
 		await expect_signed(calls[1]);
 		const lines = log_lines();
 		expect(lines[0].outcome).toBe("conflict");
 		expect(lines[lines.length - 1].outcome).toBe("delivered");
+
+		/* The sender's retry of it, through the edge again: the
+		 * second post has the same key, so the API answers it as a
+		 * retry instead of storing a second copy. */
+		await worker.email(mock_message({ raw: "Received: by mx2\r\n" +
+		    MSG }), ENV, {});
+		expect(calls.length).toBe(4);
+		expect(calls[3].headers.get("Idempotency-Key")).toBe(k1);
 	});
 
 	const retries = [
@@ -469,7 +497,8 @@ describe("answers", () => {
 
 	it("after a 409 the second post gets what is left of the deadline",
 	    async () => {
-		api((c) => c.headers.get("Idempotency-Key") ?
+		const k_mid = await mid_key();
+		api((c) => c.headers.get("Idempotency-Key") === k_mid ?
 		    json_response(409, { status: "conflict", id: "c-2" }) :
 		    json_response(200, DELIVERED));
 		const spy = vi.spyOn(AbortSignal, "timeout");
