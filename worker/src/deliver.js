@@ -74,28 +74,31 @@ export async function read_raw(stream, size_hint, max_bytes) {
 /*
  * Idempotency-Key for one delivery: the same message to the same recipient
  * gets the same key however often the sender retries.  "cf:" + hex SHA-256
- * of the Message-ID and the recipient, or (content_key) of the message
- * below its trace fields and the recipient.  67 printable ASCII characters.
+ * of the Message-ID and the recipient, or of the body's hash and the
+ * recipient when there is no Message-ID (the raw bytes, trace fields and
+ * all: two identical messages without a Message-ID, an alert sent twice,
+ * must not become one).  67 printable ASCII characters.
  */
-export async function idempotency_key(message_id, rcpt, raw) {
+export async function idempotency_key(message_id, rcpt, body_sha256_hex) {
 	const id = (message_id || "").trim();
-	if (id === "")
-		return content_key(raw, rcpt);
-	return ("cf:" + await sig_sha256_hex("mid:" + id + "\n" + rcpt))
-	    .slice(0, IDEM_MAX);
+	const basis = id !== "" ? "mid:" + id + "\n" + rcpt :
+	    "body:" + body_sha256_hex + "\n" + rcpt;
+	return ("cf:" + await sig_sha256_hex(basis)).slice(0, IDEM_MAX);
 }
 
 /*
- * The key of the message itself: a message without a Message-ID, and the
- * second post after a 409 (another message had that Message-ID).  The
- * hash leaves out the trace fields every hop puts on top (the API's
- * list: Received, ARC-*, Authentication-Results...): the sender's retry
- * comes through the edge with new ones, and is still the same message.
+ * The key of the second post after a 409 (another message had that
+ * Message-ID): the message below the trace fields every hop puts on top
+ * (the API's list: Received, ARC-*, Authentication-Results...), the
+ * envelope sender and the recipient.  The sender's retry comes through
+ * the edge with new trace fields and is still the same message; the same
+ * content from another envelope sender (two forwarders) is not, and the
+ * API, which holds a key to its envelope too, would answer it 409.
  */
-export async function content_key(raw, rcpt) {
+export async function content_key(raw, mail_from, rcpt) {
 	const content = await sig_sha256_hex(raw.subarray(content_offset(raw)));
 	return ("cf:" + await sig_sha256_hex("content:" + content + "\n" +
-	    rcpt)).slice(0, IDEM_MAX);
+	    mail_from + "\n" + rcpt)).slice(0, IDEM_MAX);
 }
 
 const TRACE_FIELDS = new Set(["received", "received-spf",
@@ -110,10 +113,15 @@ export function content_offset(raw) {
 		let i = pos;
 		while (i < raw.length && raw[i] !== 0x3a && raw[i] !== 0x0a)
 			i++;
-		if (i >= raw.length || raw[i] !== 0x3a)
+		if (i >= raw.length || raw[i] !== 0x3a || i - pos > 40)
 			return pos;
-		const name = String.fromCharCode(...raw.subarray(pos,
-		    Math.min(i, pos + 40))).trim().toLowerCase();
+		/* Blanks may come before the colon (obsolete syntax, as
+		 * the API reads it), never before the name. */
+		let k = i;
+		while (k > pos && (raw[k - 1] === 0x20 || raw[k - 1] === 0x09))
+			k--;
+		const name = String.fromCharCode(...raw.subarray(pos, k))
+		    .toLowerCase();
 		if (!TRACE_FIELDS.has(name))
 			return pos;
 		/* Its end: the line end not followed by a continuation. */
@@ -204,7 +212,7 @@ export async function deliver_email(message, env) {
 	}
 	const body_hash = await sig_sha256_hex(body);
 	const idem = await idempotency_key(message.headers?.get("Message-ID"),
-	    rcpt, body);
+	    rcpt, body_hash);
 	let target;
 	try {
 		target = request_target(env.API_URL, envelope_from(message.from),
@@ -266,12 +274,17 @@ export async function deliver_email(message, env) {
 	 * (a retry of it then has that key too).
 	 */
 	if (res.status === 409) {
-		const again = await content_key(body, rcpt);
-		if (again !== idem) {
-			log(409, "conflict", { error: "another message had " +
-			    "this Message-ID; sent again under the key of " +
-			    "its content" });
-			({ res, text } = await post(again));
+		log(409, "conflict", { error: "another message had this " +
+		    "Message-ID; sent again under the key of its content" });
+		({ res, text } = await post(await content_key(body,
+		    envelope_from(message.from), rcpt)));
+		/* Only where the API's idea of the content differs from
+		 * ours (trace fields it does not skip): then as before,
+		 * without a key, rather than bounce. */
+		if (res.status === 409) {
+			log(409, "conflict", { error: "the content key was " +
+			    "used before too; sent again without a key" });
+			({ res, text } = await post(""));
 		}
 	}
 

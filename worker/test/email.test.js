@@ -193,34 +193,24 @@ describe("request", () => {
 			await expect_signed(c);
 	});
 
-	it("message without Message-ID keys on its content below the trace " +
-	    "fields", async () => {
+	it("message without Message-ID keys on the body hash", async () => {
 		api(() => json_response(202, { status: "queued", id: "q" }));
 		const raw = "From: a@sender.test\r\nSubject: x\r\n\r\nbody\r\n";
 		const m1 = mock_message({ raw });
 		await worker.email(m1, ENV, {});
 		await worker.email(mock_message({ raw }), ENV, {});
-		/* a retry through the edge: new trace fields, one folded */
-		await worker.email(mock_message({ raw: "Received: by mx\r\n" +
-		    "ARC-Seal: i=1; a=rsa-sha256;\r\n\tb=xyz\r\n" + raw }),
-		    ENV, {});
 		await worker.email(mock_message({ raw: raw + "more\r\n" }), ENV,
 		    {});
 		await worker.email(mock_message({ raw, to: "x@example.test" }),
 		    ENV, {});
-		/* a field that is no trace field on top is content */
-		await worker.email(mock_message({ raw: "X-Other: 1\r\n" + raw }),
-		    ENV, {});
 		const keys = calls.map((c) => c.headers.get("Idempotency-Key"));
 		expect(keys[0]).toMatch(/^cf:[0-9a-f]{64}$/);
 		expect(keys[1]).toBe(keys[0]);
-		expect(keys[2]).toBe(keys[0]);
+		expect(keys[2]).not.toBe(keys[0]);
 		expect(keys[3]).not.toBe(keys[0]);
-		expect(keys[4]).not.toBe(keys[0]);
-		expect(keys[5]).not.toBe(keys[0]);
-		const content = await hex_sha256(enc.encode(raw));
+		const body_hash = await hex_sha256(enc.encode(raw));
 		expect(keys[0]).toBe("cf:" + await hex_sha256(enc.encode(
-		    "content:" + content + "\ndemo@example.test")));
+		    "body:" + body_hash + "\ndemo@example.test")));
 		expect(m1.setReject).not.toHaveBeenCalled();
 		for (const c of calls)
 			await expect_signed(c);
@@ -394,7 +384,8 @@ describe("answers", () => {
 		const k1 = calls[1].headers.get("Idempotency-Key");
 		expect(k0).toBe(k_mid);
 		expect(k1).toBe("cf:" + await hex_sha256(enc.encode("content:" +
-		    await hex_sha256(enc.encode(MSG)) + "\ndemo@example.test")));
+		    await hex_sha256(enc.encode(MSG)) +
+		    "\nalice@sender.test\ndemo@example.test")));
 		await expect_signed(calls[1]);
 		const lines = log_lines();
 		expect(lines[0].outcome).toBe("conflict");
@@ -407,6 +398,52 @@ describe("answers", () => {
 		    MSG }), ENV, {});
 		expect(calls.length).toBe(4);
 		expect(calls[3].headers.get("Idempotency-Key")).toBe(k1);
+
+		/* The same content from another envelope sender (a second
+		 * forwarder) is another delivery: another key. */
+		await worker.email(mock_message({ from: "fwd@other.test" }), ENV,
+		    {});
+		expect(calls.length).toBe(6);
+		expect(calls[5].headers.get("Idempotency-Key")).not.toBe(k1);
+	});
+
+	it("a 409 for the content key too: sent once more without a key, " +
+	    "not bounced", async () => {
+		api((c) => c.headers.get("Idempotency-Key") ?
+		    json_response(409, { status: "conflict", id: "c-3" }) :
+		    json_response(200, DELIVERED));
+		const msg = mock_message();
+		await worker.email(msg, ENV, {});
+		expect(msg.setReject).not.toHaveBeenCalled();
+		expect(calls.length).toBe(3);
+		expect(calls[2].headers.get("Idempotency-Key")).toBeNull();
+		await expect_signed(calls[2]);
+		expect(log_lines().pop().outcome).toBe("delivered");
+	});
+
+	it("the content key leaves out trace fields on top, and only those",
+	    async () => {
+		const k_mid = await mid_key();
+		api((c) => c.headers.get("Idempotency-Key") === k_mid ?
+		    json_response(409, { status: "conflict", id: "c-4" }) :
+		    json_response(200, DELIVERED));
+		const variants = [
+		    MSG,
+		    "Received: by mx\r\nARC-Seal: i=1;\r\n\tb=x\r\n" + MSG,
+		    "received : by mx\n" + MSG,
+		    " Received: by mx\r\n" + MSG,
+		    "X-Other: 1\r\n" + MSG,
+		];
+		for (const raw of variants)
+			await worker.email(mock_message({ raw }), ENV, {});
+		const second = calls.filter((c, i) => i % 2 === 1)
+		    .map((c) => c.headers.get("Idempotency-Key"));
+		expect(second.length).toBe(5);
+		expect(second[1]).toBe(second[0]);
+		expect(second[2]).toBe(second[0]);
+		/* a line starting with a blank is no field of its own */
+		expect(second[3]).not.toBe(second[0]);
+		expect(second[4]).not.toBe(second[0]);
 	});
 
 	const retries = [
