@@ -195,7 +195,7 @@ cmd_dkim_keygen(struct ctl *c, int argc, char **argv)
 	EVP_PKEY *pk;
 	FILE *fp;
 	int ch, force = 0, fd, have_own = 0;
-	struct stat st, own;
+	struct stat st, own, dst;
 	size_t i;
 
 	while ((ch = ctl_getopt(c, argc, argv, "", opts)) != -1)
@@ -260,10 +260,16 @@ cmd_dkim_keygen(struct ctl *c, int argc, char **argv)
 		have_own = 0;
 	if (mkdir_p(dir, 0700) != 0)
 		return ctl_fail(c, "%s: %s", dir, strerror(errno));
+	/* The directories belong to the service user, who could have put a
+	 * link to /etc there: root neither writes through one nor gives
+	 * its target away. */
+	if (lstat(dir, &dst) != 0 || !S_ISDIR(dst.st_mode))
+		return ctl_fail(c, "%s: not a directory (a symbolic link?)",
+		    dir);
 	if (have_own) {
-		(void)!chown(ctl_get(c, "dkim_keys_dir"), own.st_uid,
+		(void)!lchown(ctl_get(c, "dkim_keys_dir"), own.st_uid,
 		    own.st_gid);
-		(void)!chown(dir, own.st_uid, own.st_gid);
+		(void)!lchown(dir, own.st_uid, own.st_gid);
 	}
 	pk = strcmp(type, "rsa") == 0 ?
 	    EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)DKIM_RSA_BITS) :

@@ -644,13 +644,20 @@ load_file(struct dir *d, enum dir_file f, char *err, size_t errsz)
 	ssize_t n;
 	FILE *fp;
 	struct reader r;
-	int rc = 0;
+	int rc = 0, fd;
 
 	snprintf(path, sizeof(path), "%s/%s", d->path, file_names[f]);
-	if ((fp = fopen(path, "re")) == NULL) {
-		if (errno == ENOENT)
+	/* Not through a link: the directory is the service user's, and
+	 * root running edgemailctl would read (and quote in its errors)
+	 * whatever file such a link names. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || (fp = fdopen(fd, "r")) == NULL) {
+		if (fd < 0 && errno == ENOENT)
 			return 0;
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		snprintf(err, errsz, "%s: %s", path, errno == ELOOP ?
+		    "a symbolic link, not a file" : strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
 	memset(&r, 0, sizeof(r));
@@ -875,7 +882,8 @@ dir_lock(const char *path, int *fd_r, char *err, size_t errsz)
 		return -1;
 	}
 	snprintf(lp, sizeof(lp), "%s/.lock", path);
-	if ((fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+	if ((fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600)) < 0) {
 		snprintf(err, errsz, "%s: %s", lp, strerror(errno));
 		return -1;
 	}
@@ -1391,7 +1399,9 @@ write_atomic(const char *dir, const char *name, const char *data, size_t len,
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.%ld", dir, name, (long)getpid());
-	have = stat(path, &st) == 0;
+	/* A link in its place is not "the file" whose owner and mode to
+	 * keep: rename replaces it with a file of the directory's owner. */
+	have = lstat(path, &st) == 0 && S_ISREG(st.st_mode);
 	if (stat(dir, &dst) != 0) {
 		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
 		return -1;

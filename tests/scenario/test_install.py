@@ -148,6 +148,61 @@ def a_new_users_file_is_group_readable_only_in_a_directory_closed_to_others(d):
         eq(oct(got), oct(want), "users in a %o directory" % mode)
 
 
+@test
+def root_edgemailctl_writes_through_no_link_the_service_user_made(d):
+    # The service user owns keys/dkim and directory/; root runs
+    # edgemailctl in them.  A link planted there must not make root
+    # write elsewhere or give a file away.
+    nobody = 65534
+    sd = os.path.join(d, "links")
+    victim = os.path.join(d, "victim-dir")
+    os.makedirs(victim, 0o755)
+    for n in ("keys/dkim", "directory"):
+        os.makedirs(os.path.join(sd, n), 0o750)
+    for n in ("keys", "keys/dkim", "directory"):
+        os.chown(os.path.join(sd, n), nobody, nobody)
+    c = [os.path.join(stack.BIN, "edgemailctl"), "-o", "state_dir=" + sd,
+         "-o", "password_scheme=SHA512-CRYPT", "-o", "password_cost=0"]
+    run(c + ["domain", "add", "example.test"], "domain add")
+    os.symlink(victim, os.path.join(sd, "keys", "dkim", "example.test"))
+    r = subprocess.run(c + ["dkim", "keygen", "example.test"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=60)
+    check(r.returncode != 0 and b"not a directory" in r.stdout,
+          "dkim keygen through a link: %d %s" % (r.returncode, r.stdout))
+    st = os.stat(victim)
+    eq((st.st_uid, os.listdir(victim)), (0, []), "the link's target")
+    # users as a link to a file of root's: neither read (its lines
+    # would be quoted in the errors) nor written.
+    secret = os.path.join(d, "victim-file")
+    with open(secret, "w") as f:
+        f.write("root's secret\n")
+    os.chmod(secret, 0o600)
+    os.symlink(secret, os.path.join(sd, "directory", "users"))
+    r = subprocess.run(c + ["user", "add", "u@example.test",
+                            "--password-stdin"], input=b"a fine password\n",
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=60)
+    check(r.returncode != 0 and b"symbolic link" in r.stdout and
+          b"secret" not in r.stdout, "user add through a linked users "
+          "file: %d %s" % (r.returncode, r.stdout))
+    eq(open(secret).read(), "root's secret\n", "the link's target")
+    os.unlink(os.path.join(sd, "directory", "users"))
+    run(c + ["user", "add", "u@example.test", "--password-stdin"],
+        "user add", stdin=b"a fine password\n")
+    # The lock file as a link: refused, nothing made at its target.
+    lock = os.path.join(sd, "directory", ".lock")
+    os.unlink(lock)
+    os.symlink(os.path.join(d, "made-by-root"), lock)
+    r = subprocess.run(c + ["user", "add", "v@example.test",
+                            "--password-stdin"], input=b"a fine password\n",
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=60)
+    check(r.returncode != 0, "user add with a linked lock: %s" % r.stdout)
+    check(not os.path.exists(os.path.join(d, "made-by-root")),
+          "root made a file through the lock link")
+
+
 def run(cmd, what, stdin=None):
     r = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=120)
@@ -157,9 +212,10 @@ def run(cmd, what, stdin=None):
 @test
 def the_readme_server_steps_work_as_the_units_run_the_stack(d):
     # README, "Running it on a server", from an empty state directory:
-    # the service user (nobody here: tests make no users) owns it, the
-    # mailboxes are another user's (a bare UID:GID, as mail_owner may
-    # be), the directory is the service user's and Dovecot's group's, root runs
+    # root's, with directories of the service user (nobody here: tests
+    # make no users) in it; the mailboxes are another user's (a bare
+    # UID:GID, as mail_owner may be), the directory is the service
+    # user's and Dovecot's group's, root runs
     # edgemailctl and writes the configuration.  Then as the units do:
     # Dovecot as root with the configuration dovecot-config writes, the
     # scanner, the API and the relay as the service user in Dovecot's
