@@ -238,14 +238,16 @@ def the_readme_server_steps_work_as_the_units_run_the_stack(d):
         os.chown(st.path("mail"), vmail, vmail)
         # The TLS certificate, the signing key and the signatures: the
         # admin's own (a self-signed certificate for 127.0.0.1 here).
-        os.mkdir(st.path("tls"))
+        os.mkdir(st.path("tls"), 0o700)
         run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
              "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
              "/CN=mx.example.test", "-addext",
              "subjectAltName=DNS:mx.example.test,IP:127.0.0.1",
              "-keyout", st.path("tls", "key.pem"), "-out",
              st.path("tls", "cert.pem")], "openssl req")
-        os.chown(st.path("tls", "key.pem"), nobody, nobody)
+        for n in ("tls", os.path.join("tls", "key.pem"),
+                  os.path.join("tls", "cert.pem")):
+            os.chown(st.path(n), nobody, nobody)
         st.ca = st.path("tls", "cert.pem")
         os.mkdir(st.path("keys"), 0o700)
         st.key_id, st.secret = "k1", "s" * 64
