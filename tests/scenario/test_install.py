@@ -28,18 +28,14 @@ UNITS = ["edgemail.target", "edgemail-dovecot.service",
 
 
 def make(*args):
-    r = subprocess.run(["make", "--no-print-directory", "-C", TOP] +
-                       list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=600)
-    check(r.returncode == 0, "make %s: %s" % (" ".join(args),
-                                              r.stdout.decode()[-2000:]))
+    run(["make", "--no-print-directory", "-C", TOP] + list(args),
+        "make " + " ".join(args))
 
 
 def verify(unit_dir, names):
-    r = subprocess.run(["systemd-analyze", "verify"] + names, cwd=unit_dir,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=120)
-    return r.returncode, r.stdout.decode().strip()
+    rc, out = attempt(["systemd-analyze", "verify"] +
+                      [os.path.join(unit_dir, n) for n in names])
+    return rc, out.decode().strip()
 
 
 def setup():
@@ -165,11 +161,9 @@ def root_edgemailctl_writes_through_no_link_the_service_user_made(d):
          "-o", "password_scheme=SHA512-CRYPT", "-o", "password_cost=0"]
     run(c + ["domain", "add", "example.test"], "domain add")
     os.symlink(victim, os.path.join(sd, "keys", "dkim", "example.test"))
-    r = subprocess.run(c + ["dkim", "keygen", "example.test"],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=60)
-    check(r.returncode != 0 and b"not a directory" in r.stdout,
-          "dkim keygen through a link: %d %s" % (r.returncode, r.stdout))
+    rc, out = attempt(c + ["dkim", "keygen", "example.test"])
+    check(rc != 0 and b"not a directory" in out,
+          "dkim keygen through a link: %d %s" % (rc, out))
     st = os.stat(victim)
     eq((st.st_uid, os.listdir(victim)), (0, []), "the link's target")
     # users as a link to a file of root's: neither read (its lines
@@ -179,13 +173,10 @@ def root_edgemailctl_writes_through_no_link_the_service_user_made(d):
         f.write("root's secret\n")
     os.chmod(secret, 0o600)
     os.symlink(secret, os.path.join(sd, "directory", "users"))
-    r = subprocess.run(c + ["user", "add", "u@example.test",
-                            "--password-stdin"], input=b"a fine password\n",
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=60)
-    check(r.returncode != 0 and b"symbolic link" in r.stdout and
-          b"secret" not in r.stdout, "user add through a linked users "
-          "file: %d %s" % (r.returncode, r.stdout))
+    rc, out = attempt(c + ["user", "add", "u@example.test",
+                           "--password-stdin"], b"a fine password\n")
+    check(rc != 0 and b"symbolic link" in out and b"secret" not in out,
+          "user add through a linked users file: %d %s" % (rc, out))
     eq(open(secret).read(), "root's secret\n", "the link's target")
     os.unlink(os.path.join(sd, "directory", "users"))
     run(c + ["user", "add", "u@example.test", "--password-stdin"],
@@ -194,19 +185,23 @@ def root_edgemailctl_writes_through_no_link_the_service_user_made(d):
     lock = os.path.join(sd, "directory", ".lock")
     os.unlink(lock)
     os.symlink(os.path.join(d, "made-by-root"), lock)
-    r = subprocess.run(c + ["user", "add", "v@example.test",
-                            "--password-stdin"], input=b"a fine password\n",
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=60)
-    check(r.returncode != 0, "user add with a linked lock: %s" % r.stdout)
+    rc, out = attempt(c + ["user", "add", "v@example.test",
+                           "--password-stdin"], b"a fine password\n")
+    check(rc != 0, "user add with a linked lock: %s" % out)
     check(not os.path.exists(os.path.join(d, "made-by-root")),
           "root made a file through the lock link")
 
 
-def run(cmd, what, stdin=None):
+def attempt(cmd, stdin=None):
+    """Run cmd; (exit status, its output)."""
     r = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=120)
-    eq(r.returncode, 0, "%s: %s" % (what, r.stdout.decode()[-1500:]))
+    return r.returncode, r.stdout
+
+
+def run(cmd, what, stdin=None):
+    rc, out = attempt(cmd, stdin)
+    eq(rc, 0, "%s: %s" % (what, out.decode()[-1500:]))
 
 
 @test
