@@ -213,10 +213,10 @@ export async function deliver_email(message, env) {
 	const body_hash = await sig_sha256_hex(body);
 	const idem = await idempotency_key(message.headers?.get("Message-ID"),
 	    rcpt, body_hash);
+	const mail_from = envelope_from(message.from);
 	let target;
 	try {
-		target = request_target(env.API_URL, envelope_from(message.from),
-		    rcpt);
+		target = request_target(env.API_URL, mail_from, rcpt);
 	} catch (err) {
 		/* A configuration mistake is fixed by the operator: retry. */
 		log(0, "error", { error: err.message });
@@ -276,8 +276,8 @@ export async function deliver_email(message, env) {
 	if (res.status === 409) {
 		log(409, "conflict", { error: "another message had this " +
 		    "Message-ID; sent again under the key of its content" });
-		({ res, text } = await post(await content_key(body,
-		    envelope_from(message.from), rcpt)));
+		({ res, text } = await post(await content_key(body, mail_from,
+		    rcpt)));
 		/* Only where the API's idea of the content differs from
 		 * ours (trace fields it does not skip): then as before,
 		 * without a key, rather than bounce. */

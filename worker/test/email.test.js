@@ -109,6 +109,15 @@ async function mid_key() {
 	    "mid:<1@sender.test>\ndemo@example.test"));
 }
 
+/* The API answers a post under mid_key() 409 with this body, any other
+ * 200 delivered; returns that key. */
+async function conflict_on_mid_key(conflict) {
+	const k_mid = await mid_key();
+	api((c) => c.headers.get("Idempotency-Key") === k_mid ?
+	    json_response(409, conflict) : json_response(200, DELIVERED));
+	return k_mid;
+}
+
 async function hex_sha256(bytes) {
 	const d = await crypto.subtle.digest("SHA-256", bytes);
 	return [...new Uint8Array(d)].map((b) => b.toString(16)
@@ -371,11 +380,8 @@ describe("answers", () => {
 
 	it("409: another message had this Message-ID; sent again under the " +
 	    "key of its content, not bounced", async () => {
-		const k_mid = await mid_key();
-		api((c) => c.headers.get("Idempotency-Key") === k_mid ?
-		    json_response(409, { status: "conflict", id: "c-1",
-		    reason: "Idempotency-Key was used before" }) :
-		    json_response(200, DELIVERED));
+		const k_mid = await conflict_on_mid_key({ status: "conflict",
+		    id: "c-1", reason: "Idempotency-Key was used before" });
 		const msg = mock_message();
 		await worker.email(msg, ENV, {});
 		expect(msg.setReject).not.toHaveBeenCalled();
@@ -423,10 +429,7 @@ describe("answers", () => {
 
 	it("the content key leaves out trace fields on top, and only those",
 	    async () => {
-		const k_mid = await mid_key();
-		api((c) => c.headers.get("Idempotency-Key") === k_mid ?
-		    json_response(409, { status: "conflict", id: "c-4" }) :
-		    json_response(200, DELIVERED));
+		await conflict_on_mid_key({ status: "conflict", id: "c-4" });
 		const variants = [
 		    MSG,
 		    "Received: by mx\r\nARC-Seal: i=1;\r\n\tb=x\r\n" + MSG,
@@ -534,10 +537,7 @@ describe("answers", () => {
 
 	it("after a 409 the second post gets what is left of the deadline",
 	    async () => {
-		const k_mid = await mid_key();
-		api((c) => c.headers.get("Idempotency-Key") === k_mid ?
-		    json_response(409, { status: "conflict", id: "c-2" }) :
-		    json_response(200, DELIVERED));
+		await conflict_on_mid_key({ status: "conflict", id: "c-2" });
 		const spy = vi.spyOn(AbortSignal, "timeout");
 		await worker.email(mock_message(), ENV, {});
 		expect(spy).toHaveBeenCalledTimes(2);
