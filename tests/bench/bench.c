@@ -8,6 +8,9 @@
  *                       --keys-file FILE [--key-id ID] [load options]
  *   edgemail-bench submit --server HOST:PORT --ca FILE --keys-file PWFILE
  *                         --from USER [load options]
+ *   edgemail-bench pair --server unix:PATH --url https://127.0.0.1:PORT
+ *                       --ca FILE --keys-file FILE [--label-b L]
+ *                       [--samples-b FILE] [load options]
  *   edgemail-bench sink --listen PATH|HOST:PORT
  *   edgemail-bench smarthost --listen HOST:PORT --cert PEM --key PEM
  *                            [--user USER --password PASS]
@@ -70,6 +73,10 @@ usage(void)
 	    "--keys-file FILE [--key-id ID] [load options]\n"
 	    "       edgemail-bench submit --server HOST:PORT --ca FILE "
 	    "--keys-file PASSWORD-FILE --from USER [load options]\n"
+	    "       edgemail-bench pair --server unix:PATH|HOST:PORT --url "
+	    "https://HOST:PORT --ca FILE\n"
+	    "                      --keys-file FILE [--label-b L] "
+	    "[--samples-b FILE] [load options]\n"
 	    "       edgemail-bench sink --listen PATH|HOST:PORT\n"
 	    "       edgemail-bench smarthost --listen HOST:PORT --cert PEM "
 	    "--key PEM [--user USER --password PASS]\n"
@@ -206,6 +213,8 @@ parse_load_opts(int argc, char **argv, struct bench_opts *o)
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "label", required_argument, NULL, 'l' },
 		{ "samples", required_argument, NULL, 'o' },
+		{ "label-b", required_argument, NULL, 'L' },
+		{ "samples-b", required_argument, NULL, 'O' },
 		{ "message", required_argument, NULL, 'M' },
 		{ "status", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 }
@@ -276,6 +285,12 @@ parse_load_opts(int argc, char **argv, struct bench_opts *o)
 		case 'o':
 			o->samples = optarg;
 			break;
+		case 'L':
+			o->label_b = optarg;
+			break;
+		case 'O':
+			o->samples_b = optarg;
+			break;
 		case 'M':
 			o->message_file = optarg;
 			break;
@@ -295,6 +310,19 @@ parse_load_opts(int argc, char **argv, struct bench_opts *o)
 		usage();
 	if (strcmp(o->mode, "lmtp") == 0 && !have_server)
 		fatalx("lmtp: --server is required");
+	if (strcmp(o->mode, "pair") == 0) {
+		/* Without --url both sides are LMTP: an A/A run, which
+		 * shows how far two identical sides differ. */
+		if (!have_server || (have_url && (o->ca_file == NULL ||
+		    o->keys_file == NULL)))
+			fatalx("pair: --server, and with --url --ca and "
+			    "--keys-file, are required");
+		if (o->conc != 1)
+			fatalx("pair: one connection of each kind only "
+			    "(--concurrency 1)");
+		if (o->label_b == NULL)
+			o->label_b = "http";
+	}
 	if (strcmp(o->mode, "submit") == 0) {
 		/* The relay's STARTTLS listener, as host and port. */
 		if (!have_server || o->lmtp.is_unix || o->ca_file == NULL ||
@@ -494,6 +522,40 @@ bench_record(struct bench_conn_ctx *cx, double t0, double t1, int ok,
 	st->lat_ms[st->n++] = (t1 - t0) * 1000.0;
 }
 
+void
+bench_turn_next(struct bench_conn_ctx *cx)
+{
+	struct bench_turn *t = cx->turn;
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	/* a b b a a b b a ...: each side follows itself as often as the
+	 * other, and goes first as often. */
+	if (cx->holding && ++t->rounds % 2 == 1) {
+		t->turn = !cx->side;
+		pthread_cond_broadcast(&t->cond);
+	}
+	while (t->turn != cx->side && !t->left[!cx->side])
+		pthread_cond_wait(&t->cond, &t->lock);
+	cx->holding = 1;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void
+bench_turn_leave(struct bench_conn_ctx *cx)
+{
+	struct bench_turn *t = cx->turn;
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->left[cx->side] = 1;
+	t->turn = !cx->side;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -574,66 +636,152 @@ write_samples(const struct bench_opts *o, const double *lat, size_t n,
 		fatalx("%s: %s", o->samples, strerror(errno));
 }
 
+/*
+ * Merge the threads' latencies of one side, write its samples and print
+ * its result line.  busy: a pair's side had the connection only for its
+ * own messages, so its msg/s is over the time they took (1 / mean), not
+ * over the span.
+ */
 static int
-run_load(const struct bench_opts *o, const struct bench_msg *msg,
-    void *(*fn)(void *), void *shared)
+finish_side(const struct bench_opts *o, struct bench_conn_ctx *cx, int n_cx,
+    int busy)
 {
-	struct bench_conn_ctx *cx;
+	struct bench_opts so = *o;
 	struct result_id id;
-	pthread_t *tid;
-	double *all, t_measure, t_end;
+	double *all, sum = 0;
 	size_t n = 0, k;
 	uint64_t errors = 0;
 	const char *first_error = NULL;
 	int i, rc;
 
-	cx = xcalloc((size_t)o->conc, sizeof(*cx));
-	tid = xcalloc((size_t)o->conc, sizeof(*tid));
-	t_measure = bench_now() + o->warmup;
-	t_end = t_measure + o->duration;
-	for (i = 0; i < o->conc; i++) {
-		cx[i].o = o;
-		cx[i].msg = msg;
-		cx[i].shared = shared;
-		cx[i].idx = i;
-		cx[i].t_measure = t_measure;
-		cx[i].t_end = t_end;
-		if (pthread_create(&tid[i], NULL, fn, &cx[i]) != 0)
-			fatalx("pthread_create: %s", strerror(errno));
-	}
-	for (i = 0; i < o->conc; i++) {
-		pthread_join(tid[i], NULL);
+	for (i = 0; i < n_cx; i++) {
 		n += cx[i].st.n;
 		errors += cx[i].st.errors;
 		if (first_error == NULL && cx[i].st.errors > 0)
 			first_error = cx[i].st.first_error;
 	}
 	all = xcalloc(n ? n : 1, sizeof(*all));
-	for (i = 0, k = 0; i < o->conc; i++) {
+	for (i = 0, k = 0; i < n_cx; i++) {
 		if (cx[i].st.n > 0)
 			memcpy(all + k, cx[i].st.lat_ms,
 			    cx[i].st.n * sizeof(*all));
 		k += cx[i].st.n;
 		free(cx[i].st.lat_ms);
 	}
+	if (busy) {
+		for (k = 0; k < n; k++)
+			sum += all[k];
+		if (n > 0)
+			so.duration = sum / 1000.0;
+	}
 	if (first_error != NULL) {
 		char q[300];
 
 		fprintf(stderr, "edgemail-bench: %s: %" PRIu64 " errors, first: "
-		    "%s\n", o->label, errors, log_quote(first_error, q, sizeof(q)));
+		    "%s\n", so.label, errors, log_quote(first_error, q,
+		    sizeof(q)));
 	}
-	if (o->samples != NULL)
-		write_samples(o, all, n, errors);
-	id.label = o->label;
-	id.mode = o->mode;
-	id.size = o->size;
-	id.nrcpt = o->nrcpt;
-	id.nmailbox = o->nmailbox;
-	id.conc = o->conc;
-	rc = print_result(&id, o->duration, all, n, errors);
+	if (so.samples != NULL)
+		write_samples(&so, all, n, errors);
+	id.label = so.label;
+	id.mode = so.mode;
+	id.size = so.size;
+	id.nrcpt = so.nrcpt;
+	id.nmailbox = so.nmailbox;
+	id.conc = so.conc;
+	rc = print_result(&id, so.duration, all, n, errors);
 	free(all);
+	return rc;
+}
+
+static void
+start_conn(struct bench_conn_ctx *cx, pthread_t *tid,
+    const struct bench_opts *o, const struct bench_msg *msg, void *shared,
+    int idx, double t_measure, double t_end, void *(*fn)(void *))
+{
+	cx->o = o;
+	cx->msg = msg;
+	cx->shared = shared;
+	cx->idx = idx;
+	cx->t_measure = t_measure;
+	cx->t_end = t_end;
+	if (pthread_create(tid, NULL, fn, cx) != 0)
+		fatalx("pthread_create: %s", strerror(errno));
+}
+
+static int
+run_load(const struct bench_opts *o, const struct bench_msg *msg,
+    void *(*fn)(void *), void *shared)
+{
+	struct bench_conn_ctx *cx;
+	pthread_t *tid;
+	double t_measure, t_end;
+	int i, rc;
+
+	cx = xcalloc((size_t)o->conc, sizeof(*cx));
+	tid = xcalloc((size_t)o->conc, sizeof(*tid));
+	t_measure = bench_now() + o->warmup;
+	t_end = t_measure + o->duration;
+	for (i = 0; i < o->conc; i++)
+		start_conn(&cx[i], &tid[i], o, msg, shared, i, t_measure, t_end,
+		    fn);
+	for (i = 0; i < o->conc; i++)
+		pthread_join(tid[i], NULL);
+	rc = finish_side(o, cx, o->conc, 0);
 	free(cx);
 	free(tid);
+	return rc;
+}
+
+/*
+ * pair: one LMTP connection (side 0, --label, --samples) and one HTTPS
+ * connection (side 1, --label-b, --samples-b) take turns, a message
+ * each, for the whole run.  At concurrency 1 a drift of the disk from
+ * one second to the next then hits both sides alike, which slices of
+ * several seconds each cannot promise (docs/bench.md).
+ */
+static int
+run_pair(const struct bench_opts *o, const struct bench_msg *msg, int aa)
+{
+	struct bench_opts so[2];
+	struct bench_conn_ctx cx[2];
+	struct bench_turn turn;
+	pthread_t tid[2];
+	void *shared[2];
+	double t_measure, t_end;
+	int i, rc = 0;
+
+	so[0] = *o;
+	so[0].mode = "lmtp";
+	so[1] = *o;
+	so[1].mode = aa ? "lmtp" : "http";
+	so[1].label = o->label_b;
+	so[1].samples = o->samples_b;
+	if (lmtp_load_init(&so[0], &shared[0]) != 0 ||
+	    (aa ? lmtp_load_init(&so[1], &shared[1]) :
+	    http_load_init(&so[1], msg, &shared[1])) != 0)
+		return 1;
+	memset(cx, 0, sizeof(cx));
+	memset(&turn, 0, sizeof(turn));
+	pthread_mutex_init(&turn.lock, NULL);
+	pthread_cond_init(&turn.cond, NULL);
+	t_measure = bench_now() + o->warmup;
+	t_end = t_measure + o->duration;
+	for (i = 0; i < 2; i++) {
+		cx[i].turn = &turn;
+		cx[i].side = i;
+		start_conn(&cx[i], &tid[i], &so[i], msg, shared[i], 0,
+		    t_measure, t_end, i == 0 || aa ? lmtp_load_conn :
+		    http_load_conn);
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(tid[i], NULL);
+	for (i = 0; i < 2; i++)
+		rc |= finish_side(&so[i], &cx[i], 1, 1);
+	if (!aa)
+		http_load_free(shared[1]);
+	pthread_cond_destroy(&turn.cond);
+	pthread_mutex_destroy(&turn.lock);
 	return rc;
 }
 
@@ -758,12 +906,18 @@ main(int argc, char **argv)
 	o.warmup = 2;
 	o.http_status = 200;
 	if (strcmp(o.mode, "lmtp") != 0 && strcmp(o.mode, "http") != 0 &&
-	    strcmp(o.mode, "submit") != 0)
+	    strcmp(o.mode, "submit") != 0 && strcmp(o.mode, "pair") != 0)
 		usage();
 	parse_load_opts(argc - 1, argv + 1, &o);
 	if (o.label == NULL)
-		o.label = o.mode;
+		o.label = strcmp(o.mode, "pair") == 0 ? "lmtp" : o.mode;
 	msg_build(&o, &msg);
+	if (strcmp(o.mode, "pair") == 0) {
+		rc = run_pair(&o, &msg, o.host[0] == '\0');
+		EVP_MD_CTX_free(msg.prefix_sha);
+		free(msg.data);
+		return rc;
+	}
 	if (strcmp(o.mode, "lmtp") == 0) {
 		if (lmtp_load_init(&o, &shared) != 0)
 			return 1;

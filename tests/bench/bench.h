@@ -5,6 +5,8 @@
  *   bench.c       main, options, the test message, the timed run (one
  *                 thread per connection), statistics and the result line
  *   lmtp_load.c   raw LMTP transactions (lmtp/lmtp.h) into a server
+ *   (pair)        lmtp_load.c and http_load.c taking turns, one message
+ *                 each, at concurrency 1
  *   http_load.c   signed HTTPS POSTs (OpenSSL, keep-alive) into the API
  *   submit_load.c authenticated STARTTLS submission into edgemail-submit
  *   sink.c        a null LMTP server that answers 250 at once
@@ -17,6 +19,7 @@
 #define EDGEMAIL_BENCH_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <openssl/evp.h>
@@ -42,6 +45,8 @@ struct bench_opts {
 	double	 warmup;		/* seconds run before measuring */
 	const char *label;
 	const char *samples;		/* append the latencies to this file */
+	const char *label_b;		/* pair: the HTTPS side's label ... */
+	const char *samples_b;		/* ... and samples file */
 	const char *message_file;	/* NULL: the built-in plain message */
 
 	/* lmtp (and submit: its host and port are copied below) */
@@ -80,6 +85,16 @@ struct bench_stats {
 	char	 first_error[256];
 };
 
+/* pair: an LMTP and an HTTPS connection that take turns, one message
+ * each, so that both see the same moments of a drifting disk. */
+struct bench_turn {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int	 turn;			/* the side whose message is next */
+	unsigned rounds;		/* messages started so far */
+	int	 left[2];		/* that side has finished its run */
+};
+
 /* A load mode: one call per connection thread. */
 struct bench_conn_ctx {
 	const struct bench_opts *o;
@@ -88,6 +103,9 @@ struct bench_conn_ctx {
 	int	 idx;
 	double	 t_measure;		/* monotonic: start of the measured span */
 	double	 t_end;			/* monotonic: stop starting new messages */
+	struct bench_turn *turn;	/* pair only, else NULL */
+	int	 side;			/* pair: 0 LMTP, 1 HTTPS */
+	int	 holding;		/* pair: this side has the turn */
 	struct bench_stats st;
 };
 
@@ -98,6 +116,11 @@ uint64_t bench_next_seq(void);
 /* Record one finished message (started at t0, ended at t1). */
 void	bench_record(struct bench_conn_ctx *cx, double t0, double t1, int ok,
 	    const char *why);
+/* pair: at the top of every loop round, give the turn to the other side
+ * (if this side holds it) and wait for it back; at the end of the run,
+ * leave.  Both do nothing outside a pair. */
+void	bench_turn_next(struct bench_conn_ctx *cx);
+void	bench_turn_leave(struct bench_conn_ctx *cx);
 
 /* lmtp_load.c */
 int	lmtp_load_init(const struct bench_opts *o, void **shared_r);

@@ -407,7 +407,10 @@ http_load_conn(void *arg)
 	buf_free(&hdr);
 	buf_init(&canon, 0);
 
-	while (bench_now() < cx->t_end) {
+	for (;;) {
+		bench_turn_next(cx);
+		if (bench_now() >= cx->t_end)
+			break;
 		if (h->ssl == NULL) {
 			if (hconn_open(h, o, hs, why, sizeof(why)) != 0) {
 				bench_record(cx, 0, 0, 0, why);
@@ -449,6 +452,7 @@ http_load_conn(void *arg)
 		if (rc < 0 || !keep)
 			hconn_close(h);
 	}
+	bench_turn_leave(cx);
 	hconn_close(h);
 	buf_free(&canon);
 	EVP_MD_CTX_free(sha);

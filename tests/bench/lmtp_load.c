@@ -47,14 +47,17 @@ lmtp_load_conn(void *arg)
 	double t0, t1;
 	int i, ok;
 
-	while (bench_now() < cx->t_end) {
+	for (;;) {
+		bench_turn_next(cx);
+		if (bench_now() >= cx->t_end)
+			break;
 		if (c == NULL &&
 		    (c = lmtp_connect(&o->lmtp, "edgemail-bench", LMTP_TIMEOUT_MS,
 		    &r)) == NULL) {
 			snprintf(why, sizeof(why), "connect: %d %s", r.code,
 			    r.text);
 			bench_record(cx, 0, 0, 0, why);
-			return NULL;
+			break;
 		}
 		/* The delivery id goes as the prefix, the shared message
 		 * as the body: nothing is copied. */
@@ -83,6 +86,7 @@ lmtp_load_conn(void *arg)
 			}
 		bench_record(cx, t0, t1, ok, why);
 	}
+	bench_turn_leave(cx);
 	lmtp_close(&c);
 	return NULL;
 }

@@ -37,6 +37,8 @@
 #   BENCH_API_OPTS     extra edgemail-api options, e.g.
 #                      "-o lmtp_max_connections=32"
 #   BENCH_ONLY=a..f,p  run only some parts ("ab", "c", "p": Postfix alone; default abcdef)
+#   BENCH_CELLS        only these cells of (a), (b), (d), (e), e.g.
+#                      "10k:32 1m:1" (default: all)
 #   BENCH_OUT=FILE     also write the table to FILE
 #   BENCH_KEEP=1       keep the run directory (logs, results.txt)
 #   BENCH_STRICT=1     exit 1 when a target is missed
@@ -58,6 +60,7 @@ API_OPTS=${BENCH_API_OPTS:-}
 SCAND=${BENCH_SCAND:-1}
 SCAN_OPT=
 ONLY=${BENCH_ONLY:-abcdef}
+CELLS=${BENCH_CELLS:-}
 RCPTS=20
 MAILBOXES=5
 DOMAIN=example.test
@@ -341,7 +344,9 @@ slice() {
 	    --label "$part" --samples "$RUN/samples/$part-$size-$conc" "$@" \
 	    >>"$RUN/log/slices.log" 2>>"$RUN/log/bench.log" ||
 	    say "($part) $size c$conc: errors, see below"
-	tail -n 1 "$RUN/log/slices.log" | grep -q ' errors=0 ' ||
+	n=1
+	[ "$mode" = pair ] && n=2
+	[ "$(tail -n $n "$RUN/log/slices.log" | grep -c ' errors=0 ')" = $n ] ||
 	    tail -n 3 "$RUN/log/bench.log" >&2
 	# Empty mailboxes for the next slice: a mailbox that grows from
 	# slice to slice would make later slices slower.
@@ -399,6 +404,16 @@ slice_b() {
 	    --ca "$RUN/tls/ca.pem" --keys-file "$RUN/keys/hmac.keys"
 }
 
+# (a) and (b) at c1: one LMTP and one HTTPS connection take turns, a
+# message each (edgemail-bench pair), so the disk's drift from second to
+# second hits both alike; msg/s of each is 1 / its mean latency.
+slice_pair() {	# size conc warmup secs
+	slice pair a "$@" --server "unix:$RUN/dovecot/lmtp" \
+	    --url "https://127.0.0.1:$API_PORT" \
+	    --ca "$RUN/tls/ca.pem" --keys-file "$RUN/keys/hmac.keys" \
+	    --label-b b --samples-b "$RUN/samples/b-$1-$2"
+}
+
 slice_d() {	# 1 MB, DKIM-signed, the tail a field on top
 	slice http d "$@" --url "https://127.0.0.1:$API_D_PORT" \
 	    --ca "$RUN/tls/ca.pem" --keys-file "$RUN/keys/hmac.keys" \
@@ -415,9 +430,11 @@ slice_e() {	# every request spooled and answered 202
 # 10 KB c8, next to (a) and (b).
 cell_parts() {	# size conc
 	p=
+	case " ${CELLS:-$1:$2} " in *" $1:$2 "*) ;; *) return 0 ;; esac
 	for x in a b; do
 		case $ONLY in *$x*) p="$p $x" ;; esac
 	done
+	case $2:$p in 1:" a b") p=pair ;; esac
 	case $ONLY:$1:$2 in *d*:1m:1|*d*:1m:8) p="$p d" ;; esac
 	case $ONLY:$1:$2 in *e*:10k:8) p="$p e" ;; esac
 	echo $p
@@ -529,6 +546,8 @@ run_dovecot_parts() {
 					    "$(awk -v s="$SECS_D" -v n="$SLICES" 'BEGIN { printf "%.2f", s / n }')" ;;
 					e) slice_e $size $conc "$w" \
 					    "$(awk -v s="$SECS_E" -v n="$SLICES" 'BEGIN { printf "%.2f", s / n }')" ;;
+					pair) slice_pair $size $conc "$w" \
+					    "$(awk -v s="$per" 'BEGIN { printf "%.2f", 2 * s }')" ;;
 					*) slice_$part $size $conc "$w" "$per" ;;
 					esac
 				done
@@ -537,6 +556,8 @@ run_dovecot_parts() {
 			rss=$(rss_peak "$API_PID")
 			for part in $parts; do
 				case $part in
+				pair)	result a $size $conc 0
+					result b $size $conc "$rss" ;;
 				a) result a $size $conc 0 ;;
 				b) result b $size $conc "$rss" ;;
 				d) result d $size $conc "$(rss_peak "$API_D_PID")" ;;
