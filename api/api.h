@@ -93,6 +93,7 @@ struct ingest {
 	int	 eightbit;
 	int	 too_big;		/* max_message_size or max_header_size passed */
 	int	 io_error;		/* writing the spool file failed (errno kept) */
+	int	 spill_drop;		/* close the spill file, do not keep it */
 	int	 io_errno;
 	char	*scratch;		/* conversion buffer, 2 * INGEST_SLICE + 2 */
 };

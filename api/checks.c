@@ -600,8 +600,10 @@ checks_run(struct api *api, const char *req_id, const struct envelope *env,
 		t_scan = sc.ms;
 		if (sc.verdict != SCAN_CLEAN) {
 			scan_reply(&sc, &rp);
-			if (sc.verdict == SCAN_ERROR)
+			if (sc.verdict == SCAN_ERROR) {
 				verdict_temp(res, &rp, 60);
+				res->scan_unfinished = in->fd >= 0;
+			}
 			else
 				verdict_reject(res, &rp);
 		}

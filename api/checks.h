@@ -48,6 +48,8 @@ struct check_result {
 	struct reply reply;		/* REJECT: 5xx; TEMP: 4xx */
 	int	 retry_after;		/* TEMP: seconds */
 	struct buf headers;		/* fields to put on top, CRLF ends */
+	int	 scan_unfinished;	/* the scan failed: the scanner may still
+					 * read the message's spill file */
 };
 
 /* Set up api->checks from the configuration (DNS resolver, PSL,

@@ -41,10 +41,10 @@
  * that grew past SPILL_KEEP_MAX is closed, not kept: the pool holds at
  * most SPILL_POOL * SPILL_KEEP_MAX bytes of (unlinked) spool disk, which
  * spool_max_bytes does not count, and a kept file holds the bytes of the
- * messages before until they are written over.  A scan that timed out
- * may still be reading a file edgemail-scand was given when the next
- * request writes it: its verdict was given up already (temporary
- * failure), and what scand logs for it may be about a mix of the two.
+ * messages before until they are written over.  A scan that failed
+ * (edgemail-scand gone quiet for WIRE_TIMEOUT, say) may still be
+ * reading its descriptor of the file: such a file is closed, never
+ * written again for the next request (spill_drop, set by the pipeline).
  */
 #define SPILL_POOL	32
 #define SPILL_KEEP_MAX	(4LL * 1024 * 1024)
@@ -78,11 +78,12 @@ spill_take(const struct api *api, off_t *size)
 }
 
 /* A request is done with its spill file: kept for the next one unless a
- * write to it failed, it is too large or the pool is full. */
+ * write to it failed or a scan may still read it (drop), it is too
+ * large or the pool is full. */
 static void
-spill_give(int fd, off_t size, int failed)
+spill_give(int fd, off_t size, int drop)
 {
-	if (!failed && size <= SPILL_KEEP_MAX) {
+	if (!drop && size <= SPILL_KEEP_MAX) {
 		pthread_mutex_lock(&spills.mu);
 		if (spills.n < SPILL_POOL) {
 			spills.fd[spills.n] = fd;
@@ -129,7 +130,8 @@ ingest_free(struct ingest *in)
 	buf_free(&in->hdr);
 	buf_free(&in->body);
 	if (in->fd >= 0)
-		spill_give(in->fd, in->spill_size, in->io_error);
+		spill_give(in->fd, in->spill_size,
+		    in->io_error || in->spill_drop);
 	in->fd = -1;
 	free(in->scratch);
 	in->scratch = NULL;

@@ -181,6 +181,8 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 	/* Virus scan, DKIM/SPF/DMARC/ARC, spam: refuse or defer the whole
 	 * message here, or deliver it with the fields they add. */
 	checks_run(api, req_id, env, in, key_id, &cr);
+	if (cr.scan_unfinished)
+		in->spill_drop = 1;
 	if (cr.verdict == CHECK_REJECT || cr.verdict == CHECK_TEMP) {
 		int perm = cr.verdict == CHECK_REJECT;
 

@@ -8,15 +8,20 @@ enough to be spooled to a file (the descriptor is passed, not copied);
 the relay refuses EICAR with 554 and delivers clean mail through the
 same daemon; with the daemon killed the API answers 503 with Retry-After
 and /readyz 503, the relay 451, and nothing is delivered unscanned; once
-the daemon is back both scan again without being restarted.  Neither
+the daemon is back both scan again without being restarted; a spill
+file whose scan failed (the scanner may still hold it) is never written
+again for the next message.  Neither
 the API nor the relay maps libclamav then, and the API (no rspamd) has
 no libcurl either: they are loaded only where used (lib/dynload.h).
 """
 import os
 import signal
 import smtplib
+import socket
 import ssl
+import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -208,6 +213,110 @@ def sighup_reloads_while_scans_go_on(c):
              before, 20, what="the reloaded engine")
     code, j, _ = c.st.post(msg(uniq("hup-eicar"), EICAR + b"\r\n"), [DEMO])
     eq(code, 422, "the new engine finds EICAR (%s)" % (j,))
+
+
+class FakeScand:
+    """A scanner socket that speaks edgemail-scand's protocol
+    (lib/scan_remote.c) and, while `drop` is set, takes a scan's request
+    and its descriptor and hangs up without an answer: a daemon that
+    died half way, as far as the client can tell, still holding the
+    file.  Otherwise it answers clean."""
+    REQ = struct.Struct("=IIQQQQII")
+    RESP = struct.Struct("=IIII128s")
+    MAGIC = 0x31435345
+
+    def __init__(self, path):
+        self.path = path
+        self.drop = False
+        self.held = []              # (fd, off, len) of dropped scans
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,),
+                             daemon=True).start()
+
+    def _read(self, conn, n):
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    def _serve(self, conn):
+        try:
+            while True:
+                fds = []
+                msg, anc, _, _ = conn.recvmsg(
+                    self.REQ.size, socket.CMSG_SPACE(4))
+                if not msg:
+                    return
+                for level, kind, data in anc:
+                    if level == socket.SOL_SOCKET and \
+                       kind == socket.SCM_RIGHTS:
+                        fds += list(struct.unpack("=%di" % (len(data) // 4),
+                                                  data[:len(data) // 4 * 4]))
+                msg += self._read(conn, self.REQ.size - len(msg))
+                magic, op, plen, mlen, off, ln, has_fd, _ = \
+                    self.REQ.unpack(msg)
+                self._read(conn, plen + (0 if has_fd else mlen))
+                if op == 1 and self.drop and fds:
+                    self.held.append((fds[0], off, ln))
+                    return          # hang up, keep the descriptor
+                for fd in fds:
+                    os.close(fd)
+                conn.sendall(self.RESP.pack(self.MAGIC, 0, 1, 0, b"clean"))
+        except (OSError, EOFError):
+            return
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+        for fd, _, _ in self.held:
+            os.close(fd)
+
+
+@test
+def a_file_a_failed_scan_may_still_read_is_not_used_again(c):
+    # The API keeps spill files for the next request; one whose scan
+    # failed may still be read by the scanner, which must never see the
+    # next message's bytes in it.
+    fake = FakeScand(c.st.path("fake-scand.sock"))
+    c.st.stop_api()
+    try:
+        c.st.start_api({"scan_socket": fake.path})
+        line = b"y" * 76 + b"\r\n"
+        first = uniq("held-first")
+        fake.drop = True
+        code, j, _ = c.st.post(msg(first, line * 2000), [DEMO])
+        eq(code, 503, "a scanner that hangs up (%s)" % (j,))
+        check(fake.held, "the scan came with a descriptor")
+        fd, off, ln = fake.held[0]
+        before = os.pread(fd, ln, off)
+        check(first.encode() not in before and before.startswith(line),
+              "the held file has the first body: %r" % before[:80])
+        fake.drop = False
+        second = uniq("held-second")
+        code, j, _ = c.st.post(msg(second, (b"z" * 76 + b"\r\n") * 2000),
+                               [DEMO])
+        eq(code, 200, "the next message (%s)" % (j,))
+        after = os.pread(fd, ln, off)
+        check(after == before, "the held file afterwards: %d bytes, "
+              "starting %r" % (len(after), after[:20]))
+    finally:
+        c.st.stop_api()
+        fake.close()
+        c.st.start_api({"scan_socket": c.sock})
 
 
 if __name__ == "__main__":
