@@ -519,7 +519,7 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	struct outcome o;
 	const char *secret;
 	size_t slen;
-	double t_body = now_secs(), t_deliver;
+	double t_body = now_secs(), t_deliver, t_done;
 	int bad;
 
 	if (ingest_finish(&rq->in, api, hex) != 0)
@@ -610,14 +610,15 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	    rq->idem[0] != '\0' ? delivery_id : NULL, &rq->env, &rq->in, &o);
 	if (rq->watch)
 		rq->watch->busy = 0;
+	t_done = now_secs();
 	/* ms = recv_ms (headers to the body's last byte) + the hash, the
 	 * signature and the limits + deliver_ms (checks, LMTP or spool). */
 	log_info("id=%s event=done http=%u status=%s rcpts=%zu delivered=%u "
 	    "deferred=%u refused=%u bytes=%" PRIu64 " ms=%.1f recv_ms=%.1f "
 	    "deliver_ms=%.1f", rq->id, o.http, o.status, rq->env.nrcpt,
 	    o.n_ok, o.n_temp, o.n_perm, rq->in.raw_len,
-	    (now_secs() - rq->t_start) * 1000, (t_body - rq->t_start) * 1000,
-	    (now_secs() - t_deliver) * 1000);
+	    (t_done - rq->t_start) * 1000, (t_body - rq->t_start) * 1000,
+	    (t_done - t_deliver) * 1000);
 	return respond_outcome(con, rq, &o, hex);
 }
 
