@@ -69,6 +69,7 @@ struct api {
 	long long queue_lifetime;
 	long long run_interval;
 	int	 queueing;		/* defer to the spool (else 503) */
+	int	 early_envelope;	/* lmtp_early_envelope */
 };
 
 /* One envelope recipient and its outcome. */
@@ -153,10 +154,22 @@ struct outcome {
  * every attempt and every retry of one message (a forward is committed
  * once per delivery_id and recipient). */
 struct lmtp_msg;
+struct lmtp_conn;
+/* begun: a transaction api_deliver_begin() began for this delivery, or
+ * NULL; it is used (or dropped, when the envelope came out different)
+ * and set to NULL. */
 void	api_deliver_rcpts(struct api *api, const char *id,
 	    const char *delivery_id, const char *mail_from,
 	    const char *const *rcpts, size_t n, const struct lmtp_msg *m,
-	    struct reply *replies);
+	    struct lmtp_conn **begun, struct reply *replies);
+/* Begin the LMTP transaction of a delivery before the message is here
+ * (lmtp_pool_begin with the recipients the directory will give), so
+ * Dovecot looks them up while the body arrives; NULL when no connection
+ * is idle, or the delivery is not one plain LMTP transaction (a bounce
+ * to an SRS address, every recipient refused or forwarded).  Give it
+ * back with lmtp_pool_cancel(api->lmtp, ...) if it is not delivered. */
+struct lmtp_conn *api_deliver_begin(struct api *api, const char *mail_from,
+	    const char *const *rcpts, size_t n);
 /* Remove forward markers older than two weeks. */
 void	api_forward_sweep(struct api *api);
 
@@ -174,10 +187,11 @@ unsigned autoconfig_answer(struct api *api, int kind, const char *query,
 
 /* Deliver an authenticated request; fills out.  idem_delivery_id: the
  * X-Edgemail-Delivery-Id an Idempotency-Key gives the message (NULL:
- * the request id). */
+ * the request id); begun: as for api_deliver_rcpts(). */
 void	pipeline_deliver(struct api *api, const char *req_id,
 	    const char *key_id, const char *idem_delivery_id,
-	    struct envelope *env, struct ingest *in, struct outcome *out);
+	    struct envelope *env, struct ingest *in, struct lmtp_conn **begun,
+	    struct outcome *out);
 /* Test hook: die like kill -9 at a named point (EDGEMAIL_CRASHPOINT). */
 void	crashpoint(const char *where);
 /* Set an outcome's status and reason. */

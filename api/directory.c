@@ -168,10 +168,37 @@ out:
 	free(done);
 }
 
+struct lmtp_conn *
+api_deliver_begin(struct api *api, const char *mail_from,
+    const char *const *rcpts, size_t n)
+{
+	struct lmtp_conn *c = NULL;
+	struct dir_plan p;
+	char orig[ADDR_PATH_MAX + 1];
+	size_t i;
+
+	if (api->dir == NULL || !directory_in_use(api->dir))
+		return lmtp_pool_begin(api->lmtp, mail_from, rcpts, n);
+	for (i = 0; i < n; i++)
+		if (srs_reverse(api->srs_secret, rcpts[i], time(NULL), orig,
+		    sizeof(orig)) == 0)
+			return NULL;
+	/* The plan api_deliver_rcpts() will make, without its log lines;
+	 * if the directory changes in between, lmtp_send() sees another
+	 * envelope and drops this one. */
+	if (directory_plan(api->dir, NULL, rcpts, n, &p) != 0)
+		return NULL;
+	if (p.nlmtp > 0)
+		c = lmtp_pool_begin(api->lmtp, mail_from,
+		    (const char *const *)p.lmtp, p.nlmtp);
+	dir_plan_free(&p);
+	return c;
+}
+
 void
 api_deliver_rcpts(struct api *api, const char *id, const char *delivery_id,
     const char *mail_from, const char *const *rcpts, size_t n,
-    const struct lmtp_msg *m, struct reply *replies)
+    const struct lmtp_msg *m, struct lmtp_conn **begun, struct reply *replies)
 {
 	struct dir_plan p;
 	struct reply *lr, *fr = NULL, *sub_r;
@@ -180,7 +207,8 @@ api_deliver_rcpts(struct api *api, const char *id, const char *delivery_id,
 	char orig[ADDR_PATH_MAX + 1];
 
 	if (api->dir == NULL || !directory_in_use(api->dir)) {
-		lmtp_pool_send(api->lmtp, mail_from, rcpts, n, m, replies);
+		lmtp_pool_send_begun(api->lmtp, begun, mail_from, rcpts, n, m,
+		    replies);
 		return;
 	}
 	sub = calloc(n, sizeof(*sub));
@@ -217,8 +245,8 @@ api_deliver_rcpts(struct api *api, const char *id, const char *delivery_id,
 	}
 	/* Every recipient refused by the directory: no LMTP at all. */
 	if (p.nlmtp > 0)
-		lmtp_pool_send(api->lmtp, mail_from, (const char *const *)p.lmtp,
-		    p.nlmtp, m, lr);
+		lmtp_pool_send_begun(api->lmtp, begun, mail_from,
+		    (const char *const *)p.lmtp, p.nlmtp, m, lr);
 	if (p.nforward > 0)
 		forward_plan(api, id, delivery_id, mail_from, sub, &p, m, fr);
 	for (i = p.nlmtp - p.narchive; i < p.nlmtp; i++) {
@@ -236,11 +264,14 @@ api_deliver_rcpts(struct api *api, const char *id, const char *delivery_id,
 	free(fr);
 	dir_plan_free(&p);
 done:
+	/* Not used when the directory left nothing for LMTP. */
+	lmtp_pool_cancel(api->lmtp, begun);
 	free(sub);
 	free(map);
 	free(sub_r);
 	return;
 oom:
+	lmtp_pool_cancel(api->lmtp, begun);
 	for (i = 0; i < n; i++)
 		reply_set(&replies[i], 451, "4.3.0", "out of memory");
 	free(sub);

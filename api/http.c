@@ -51,6 +51,7 @@
 #define POOL_SIZE	(64 * 1024)
 #define IDEM_KEY_MAX	200
 #define IDLE_TIMEOUT	30	/* seconds without a byte on a connection */
+#define EARLY_MAX_SECS	30	/* an early envelope older than this is dropped */
 
 /* Per-connection record for the watchdog. */
 struct watch {
@@ -60,6 +61,7 @@ struct watch {
 				 * one on a keep-alive connection) began;
 				 * 0: none to watch */
 	int	 busy;		/* in the pipeline: not ours to cut */
+	int	 signed_ok;	/* a request on it had a good signature */
 };
 
 enum req_state { RQ_NEW, RQ_BODY, RQ_DONE };
@@ -85,6 +87,11 @@ struct request {
 	struct envelope env;
 	struct ingest in;
 	int	 in_ready;
+	/* The LMTP transaction begun while the body arrives (early
+	 * envelope); NULL when none. */
+	struct lmtp_conn *begun;
+	double	 t_begun;
+	int	 early;			/* one was begun, for the log */
 
 	/* POST /autodiscover/autodiscover.xml (api/autoconfig.c) */
 	int	 autoconfig;		/* AUTOCONFIG_*, 0: another endpoint */
@@ -449,6 +456,35 @@ idem_key_ok(const char *k)
 	return 1;
 }
 
+/*
+ * Early envelope: Dovecot's MAIL and RCPT lookups (about half a
+ * millisecond per recipient) run while the body still arrives, instead
+ * of after it.  Only MAIL and RCPT go ahead; DATA waits for the whole
+ * body, its signature and the checks, and a request that fails those
+ * drops the transaction (lmtp_cancel), so nothing is delivered early.
+ * Only on a connection that has sent a good signature before, so that
+ * a client without a key can never hold an LMTP connection, and only
+ * when a pooled connection is idle, so that nobody waits for it.
+ */
+static void
+begin_early(struct request *rq)
+{
+	const char **r;
+	size_t i;
+
+	if (!api->early_envelope || rq->watch == NULL || !rq->watch->signed_ok)
+		return;
+	if ((r = calloc(rq->env.nrcpt, sizeof(*r))) == NULL)
+		return;
+	for (i = 0; i < rq->env.nrcpt; i++)
+		r[i] = rq->env.rcpts[i].addr;
+	rq->begun = api_deliver_begin(api, rq->env.mail_from, r,
+	    rq->env.nrcpt);
+	rq->early = rq->begun != NULL;
+	rq->t_begun = now_secs();
+	free(r);
+}
+
 static enum MHD_Result
 messages_first_call(struct MHD_Connection *con, struct request *rq)
 {
@@ -508,6 +544,7 @@ messages_first_call(struct MHD_Connection *con, struct request *rq)
 		return refuse(con, rq, 503, "unavailable", "out of memory", 5);
 	rq->in_ready = 1;
 	rq->state = RQ_BODY;
+	begin_early(rq);
 	return MHD_YES;
 }
 
@@ -532,6 +569,8 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	buf_free(&canon);
 	if (bad)
 		return refuse(con, rq, 401, "unauthorized", "bad signature", 0);
+	if (rq->watch)
+		rq->watch->signed_ok = 1;
 	/* Refusals that need no replay entry come first: a client may send
 	 * the same signed request again after them. */
 	if (rq->in.too_big) {
@@ -606,8 +645,13 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	if (rq->watch)
 		rq->watch->busy = 1;
 	t_deliver = now_secs();
+	/* A transaction begun long ago may have met Dovecot's idle
+	 * timeout: a fresh one is safer than a retry. */
+	if (rq->begun != NULL && t_deliver - rq->t_begun > EARLY_MAX_SECS)
+		lmtp_pool_cancel(api->lmtp, &rq->begun);
 	pipeline_deliver(api, rq->id, rq->key_id,
-	    rq->idem[0] != '\0' ? delivery_id : NULL, &rq->env, &rq->in, &o);
+	    rq->idem[0] != '\0' ? delivery_id : NULL, &rq->env, &rq->in,
+	    &rq->begun, &o);
 	if (rq->watch)
 		rq->watch->busy = 0;
 	t_done = now_secs();
@@ -615,10 +659,10 @@ messages_last_call(struct MHD_Connection *con, struct request *rq)
 	 * signature and the limits + deliver_ms (checks, LMTP or spool). */
 	log_info("id=%s event=done http=%u status=%s rcpts=%zu delivered=%u "
 	    "deferred=%u refused=%u bytes=%" PRIu64 " ms=%.1f recv_ms=%.1f "
-	    "deliver_ms=%.1f", rq->id, o.http, o.status, rq->env.nrcpt,
-	    o.n_ok, o.n_temp, o.n_perm, rq->in.raw_len,
+	    "deliver_ms=%.1f early=%d", rq->id, o.http, o.status,
+	    rq->env.nrcpt, o.n_ok, o.n_temp, o.n_perm, rq->in.raw_len,
 	    (t_done - rq->t_start) * 1000, (t_body - rq->t_start) * 1000,
-	    (t_done - t_deliver) * 1000);
+	    (t_done - t_deliver) * 1000, rq->early);
 	return respond_outcome(con, rq, &o, hex);
 }
 
@@ -851,6 +895,8 @@ completed_cb(void *cls, struct MHD_Connection *con, void **con_cls,
 		rq->watch->req_start = now_secs();
 		pthread_mutex_unlock(&watch_lock);
 	}
+	/* Refused, or the client went away: drop the begun transaction. */
+	lmtp_pool_cancel(api->lmtp, &rq->begun);
 	if (rq->in_ready)
 		ingest_free(&rq->in);
 	if (rq->autoconfig)

@@ -69,6 +69,8 @@ load_settings(struct api *api)
 	    sizeof(err)), err);
 	conf_or_die(conf_get_bool(c, "queueing", &api->queueing, err,
 	    sizeof(err)), err);
+	conf_or_die(conf_get_bool(c, "lmtp_early_envelope",
+	    &api->early_envelope, err, sizeof(err)), err);
 	conf_or_die(conf_get_ll(c, "rate_limit_per_key", 0, 100000000,
 	    &api->rate_limit, err, sizeof(err)), err);
 	api->lmtp_timeout = timeout;

@@ -155,7 +155,7 @@ fail:
 void
 pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
     const char *idem_delivery_id, struct envelope *env, struct ingest *in,
-    struct outcome *out)
+    struct lmtp_conn **begun, struct outcome *out)
 {
 	char delivery_id[65];
 	struct buf prefix;
@@ -233,7 +233,7 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 		rcpts[i] = env->rcpts[i].addr;
 
 	api_deliver_rcpts(api, req_id, delivery_id, env->mail_from, rcpts,
-	    env->nrcpt, &m, replies);
+	    env->nrcpt, &m, begun, replies);
 	crashpoint("after_lmtp");
 
 	for (i = 0; i < env->nrcpt; i++) {

@@ -177,7 +177,8 @@ send_dsn(struct spool_msg *m)
 		nbounced += m->rcpts[i].state == SPOOL_BOUNCED;
 	snprintf(dsn_id, sizeof(dsn_id), "%.20s-dsn%zu", m->id, nbounced);
 	if (sender_is_local(m))
-		api_deliver_rcpts(api, m->id, dsn_id, "", &rcpt, 1, &lm, &r);
+		api_deliver_rcpts(api, m->id, dsn_id, "", &rcpt, 1, &lm, NULL,
+		    &r);
 	else if (api->outbound == NULL)
 		reply_set(&r, 451, "4.3.0", "no outbound spool "
 		    "(outbound_spool_dir) for a DSN to an outside sender");
@@ -228,7 +229,7 @@ run_message(const char *id, int64_t now)
 		/* Through the directory, like a live request: aliases and
 		 * groups expand, suspended mailboxes are refused. */
 		api_deliver_rcpts(api, m.id, delivery_id, m.mail_from, rcpts, n,
-		    &lm, replies);
+		    &lm, NULL, replies);
 	}
 	for (i = 0; i < n; i++) {
 		struct spool_rcpt *sr = &m.rcpts[idx[i]];

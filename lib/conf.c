@@ -55,6 +55,8 @@ const struct conf_def conf_defs[] = {
 	    "Dovecot LMTP: unix:/path or host:port" },
 	{ "lmtp_timeout", "60s", "timeout of each LMTP command" },
 	{ "lmtp_max_connections", "8", "concurrent LMTP sessions" },
+	{ "lmtp_early_envelope", "yes",
+	    "send MAIL and RCPT to LMTP while the body arrives" },
 	{ "max_message_size", "25M", "largest accepted message" },
 	{ "max_recipients", "100", "most recipients of one message" },
 	{ "max_header_size", "1M", "largest accepted header section" },

@@ -2062,14 +2062,15 @@ again:
 			goto again;
 		}
 		pr->reply = x.reply;
-		for (j = 0; j < x.nnotes; j++)
+		for (j = 0; id != NULL && j < x.nnotes; j++)
 			log_info("id=%s event=directory_skip rcpt=%s target=%s",
 			    id, rcpts[i], log_quote(x.notes[j], q, sizeof(q)));
 		if (x.reply.cls != REPLY_OK) {
-			log_info("id=%s event=directory_refused rcpt=%s code=%d "
-			    "enhanced=%s text=%s", id, rcpts[i], x.reply.code,
-			    x.reply.enhanced, log_quote(x.reply.text, q,
-			    sizeof(q)));
+			if (id != NULL)
+				log_info("id=%s event=directory_refused "
+				    "rcpt=%s code=%d enhanced=%s text=%s", id,
+				    rcpts[i], x.reply.code, x.reply.enhanced,
+				    log_quote(x.reply.text, q, sizeof(q)));
 			dir_expansion_free(&x);
 			continue;
 		}
@@ -2116,7 +2117,9 @@ again:
 			}
 			pr->fwd[pr->nforward++] = (size_t)k;
 		}
-		if (x.nmailbox == 0) {
+		if (id == NULL) {
+			/* A plan made ahead: no log lines. */
+		} else if (x.nmailbox == 0) {
 			log_info("id=%s event=expanded rcpt=%s forwards=%zu", id,
 			    rcpts[i], x.nforward);
 		} else if (x.nmailbox > 1 || strcmp(x.mailboxes[0],
@@ -2139,8 +2142,9 @@ again:
 		const struct dir_user *u = dir_user_get(d, archives[j]);
 
 		if (u == NULL || dir_user_suspended(u)) {
-			log_warnx("id=%s event=archive_missing mailbox=%s", id,
-			    archives[j]);
+			if (id != NULL)
+				log_warnx("id=%s event=archive_missing "
+				    "mailbox=%s", id, archives[j]);
 			continue;
 		}
 		if (strv_has(p->lmtp, p->nlmtp, archives[j]))

@@ -212,8 +212,9 @@ struct dir_plan {
 	size_t	 nforward;
 };
 
-/* Build the plan for rcpts (local@domain each); id is for the log lines.
- * -1 when out of memory. */
+/* Build the plan for rcpts (local@domain each); id is for the log lines
+ * (NULL: none, a plan made ahead of the delivery).  -1 when out of
+ * memory. */
 int	directory_plan(struct directory *dr, const char *id,
 	    const char *const *rcpts, size_t nrcpt, struct dir_plan *p);
 /* The outcome for envelope recipient i from the LMTP replies (one per

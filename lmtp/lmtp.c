@@ -54,6 +54,12 @@ struct lmtp_conn {
 	int		 bol;		/* DATA: at the start of a line */
 	char		 last[2];	/* DATA: the last two bytes sent */
 	long long	 data_bytes;
+	/* A transaction begun ahead of its message (lmtp_begin): [RSET,]
+	 * MAIL and the RCPTs are written, their replies not read yet. */
+	int		 ahead;
+	int		 ahead_rset;	/* RSET went first */
+	size_t		 ahead_nrcpt;
+	struct buf	 ahead_env;	/* mail_from NUL rcpt NUL rcpt NUL ... */
 };
 
 /* Where each recipient stands during a transaction. */
@@ -469,6 +475,7 @@ conn_free(struct lmtp_conn *c)
 		close(c->fd);
 	buf_free(&c->in);
 	buf_free(&c->out);
+	buf_free(&c->ahead_env);
 	free(c);
 }
 
@@ -491,6 +498,7 @@ lmtp_connect(const struct lmtp_server *s, const char *lhlo_name,
 	server_name(s, c->name, sizeof(c->name));
 	buf_init(&c->in, LMTP_LINE_MAX);
 	buf_init(&c->out, 0);
+	buf_init(&c->ahead_env, 0);
 
 	if ((c->fd = open_socket(s, timeout_ms, why, sizeof(why))) == -1) {
 		reply_set(r, 451, "4.4.1", "LMTP %s: cannot connect: %s",
@@ -748,6 +756,14 @@ send_rset(struct lmtp_conn *c)
 	return 0;
 }
 
+static int
+put_mail(struct lmtp_conn *c, const char *mail_from, int eightbit, int utf8)
+{
+	return buf_printf(&c->out, "MAIL FROM:<%s>%s%s\r\n", mail_from,
+	    eightbit && c->eightbitmime ? " BODY=8BITMIME" : "",
+	    utf8 && c->smtputf8 ? " SMTPUTF8" : "");
+}
+
 /* The RCPT reply for recipient i (MAIL was accepted). */
 static int
 rcpt_reply(struct lmtp_conn *c, size_t i, enum rcpt_state *st,
@@ -775,14 +791,16 @@ rcpt_reply(struct lmtp_conn *c, size_t i, enum rcpt_state *st,
  * fill the other's socket buffer while it is not reading.  DATA ends the
  * last group.  Returns 0 with the reply to DATA in data_r, 1 when MAIL was
  * refused and DATA never sent (RSET done), -1 when the connection broke.
+ * ahead: lmtp_begin() wrote every RCPT already (one group), only DATA
+ * is left to write.
  */
 static int
 pipelined(struct lmtp_conn *c, const char *const *rcpts, size_t nrcpt,
     enum rcpt_state *st, struct reply *rcpt_r, size_t *naccepted,
-    int rset_sent, struct reply *data_r)
+    int rset_sent, int ahead, struct reply *data_r)
 {
 	struct reply	 mail, r;
-	size_t		 sent = 0, done = 0, n, i;
+	size_t		 sent = ahead ? nrcpt : 0, done = 0, n, i;
 	int		 first = 1, last;
 
 	for (;;) {
@@ -856,7 +874,7 @@ transaction(struct lmtp_conn *c, const char *mail_from,
 {
 	struct reply	 r;
 	size_t		 i, nvalid = 0;
-	int		 utf8 = 0, rset_sent = 0;
+	int		 utf8 = 0, rset_sent = 0, ahead = 0;
 
 	for (i = 0; i < nrcpt; i++) {
 		if (!addr_ok(rcpts[i])) {
@@ -881,24 +899,29 @@ transaction(struct lmtp_conn *c, const char *mail_from,
 	utf8 |= non_ascii(mail_from);
 
 	buf_reset(&c->out);
-	if (c->need_rset) {
-		if (!c->pipelining) {
-			if (send_rset(c) == -1)
-				return -1;
-		} else {
-			if (buf_puts(&c->out, "RSET\r\n") == -1)
-				goto nomem;
-			rset_sent = 1;
+	if (c->ahead) {
+		/* lmtp_begin() sent this very envelope: read on. */
+		ahead = 1;
+		rset_sent = c->ahead_rset;
+		c->ahead = 0;
+	} else {
+		if (c->need_rset) {
+			if (!c->pipelining) {
+				if (send_rset(c) == -1)
+					return -1;
+			} else {
+				if (buf_puts(&c->out, "RSET\r\n") == -1)
+					goto nomem;
+				rset_sent = 1;
+			}
 		}
+		if (put_mail(c, mail_from, m->eightbit, utf8) == -1)
+			goto nomem;
 	}
-	if (buf_printf(&c->out, "MAIL FROM:<%s>%s%s\r\n", mail_from,
-	    m->eightbit && c->eightbitmime ? " BODY=8BITMIME" : "",
-	    utf8 && c->smtputf8 ? " SMTPUTF8" : "") == -1)
-		goto nomem;
 
 	if (c->pipelining) {
 		switch (pipelined(c, rcpts, nrcpt, st, rcpt_r, naccepted,
-		    rset_sent, &r)) {
+		    rset_sent, ahead, &r)) {
 		case -1:
 			return -1;
 		case 1:
@@ -974,6 +997,87 @@ nomem:
 	return -1;
 }
 
+/* ---- a transaction begun ahead of its message --------------------------- */
+
+/* Is the envelope the one lmtp_begin() sent? */
+static int
+ahead_is(const struct lmtp_conn *c, const char *mail_from,
+    const char *const *rcpts, size_t nrcpt)
+{
+	const char *p = c->ahead_env.data, *end = p + c->ahead_env.len;
+	size_t i;
+
+	if (nrcpt != c->ahead_nrcpt || strcmp(p, mail_from) != 0)
+		return 0;
+	p += strlen(p) + 1;
+	for (i = 0; i < nrcpt; i++) {
+		if (p >= end || strcmp(p, rcpts[i]) != 0)
+			return 0;
+		p += strlen(p) + 1;
+	}
+	return 1;
+}
+
+int
+lmtp_begin(struct lmtp_conn *c, const char *mail_from,
+    const char *const *rcpts, size_t nrcpt)
+{
+	size_t i;
+	int utf8;
+
+	/* One pipelined group, every address one the transaction would
+	 * send: then lmtp_send() has nothing to do differently. */
+	if (c->broken || c->ahead || !c->pipelining || nrcpt == 0 ||
+	    nrcpt > LMTP_PIPE_MAX || !addr_ok(mail_from))
+		return -1;
+	utf8 = non_ascii(mail_from);
+	buf_reset(&c->ahead_env);
+	buf_append(&c->ahead_env, mail_from, strlen(mail_from) + 1);
+	for (i = 0; i < nrcpt; i++) {
+		if (!addr_ok(rcpts[i]))
+			return -1;
+		utf8 |= non_ascii(rcpts[i]);
+		buf_append(&c->ahead_env, rcpts[i], strlen(rcpts[i]) + 1);
+	}
+	buf_reset(&c->out);
+	if (c->need_rset)
+		buf_puts(&c->out, "RSET\r\n");
+	/* The body is not here yet: declare 8BITMIME whenever offered
+	 * (RFC 6152 lets a 7-bit body be sent so). */
+	put_mail(c, mail_from, 1, utf8);
+	for (i = 0; i < nrcpt; i++)
+		buf_printf(&c->out, "RCPT TO:<%s>\r\n", rcpts[i]);
+	if (c->out.failed || c->ahead_env.failed) {
+		buf_reset(&c->out);
+		return -1;
+	}
+	if (conn_flush(c) == -1)
+		return -1;
+	c->ahead = 1;
+	c->ahead_rset = c->need_rset;
+	c->ahead_nrcpt = nrcpt;
+	return 0;
+}
+
+int
+lmtp_cancel(struct lmtp_conn *c)
+{
+	struct reply r;
+	size_t i, n;
+
+	if (!c->ahead)
+		return c->broken ? -1 : 0;
+	c->ahead = 0;
+	/* Read what the begun commands got; MAIL may have been accepted,
+	 * so the next transaction starts with RSET. */
+	n = (size_t)c->ahead_rset + 1 + c->ahead_nrcpt;
+	for (i = 0; i < n; i++)
+		if (conn_read_reply(c, &r) == -1)
+			return -1;
+	c->need_rset = 1;
+	return 0;
+}
+
 int
 lmtp_send(struct lmtp_conn *c, const char *mail_from,
     const char *const *rcpts, size_t nrcpt, const struct lmtp_msg *m,
@@ -985,6 +1089,11 @@ lmtp_send(struct lmtp_conn *c, const char *mail_from,
 	char		 qfrom[300];
 	int		 rv;
 
+	/* Begun ahead for another envelope (the directory changed in
+	 * between): finish that one first. */
+	if (c->ahead && !ahead_is(c, mail_from, rcpts, nrcpt) &&
+	    lmtp_cancel(c) == -1)
+		return -1;
 	if (nrcpt == 0)
 		return c->broken ? -1 : 0;
 	if ((st = calloc(nrcpt, sizeof(*st))) == NULL) {

@@ -56,6 +56,21 @@ struct lmtp_conn *lmtp_connect(const struct lmtp_server *s,
 int	lmtp_send(struct lmtp_conn *c, const char *mail_from,
 	    const char *const *rcpts, size_t nrcpt, const struct lmtp_msg *m,
 	    struct reply *rcpt_r);
+/*
+ * Begin a transaction before its message is here: write [RSET,] MAIL
+ * FROM and every RCPT (pipelined, replies not read), so that the server
+ * looks its recipients up while the caller still receives the message.
+ * A later lmtp_send() with the same mail_from and rcpts carries on from
+ * there (DATA); with another envelope, or lmtp_cancel(), the begun one
+ * is read and dropped first.  Only with PIPELINING and at most 100
+ * valid addresses; -1 when not begun (nothing was written, or the
+ * connection broke).
+ */
+int	lmtp_begin(struct lmtp_conn *c, const char *mail_from,
+	    const char *const *rcpts, size_t nrcpt);
+/* Drop a begun transaction (read its replies).  0, or -1 when the
+ * connection must be closed. */
+int	lmtp_cancel(struct lmtp_conn *c);
 /* QUIT (best effort) and free. */
 void	lmtp_close(struct lmtp_conn **cp);
 /* 1 when a connection that waited idle can still be used: not broken, and

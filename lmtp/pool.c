@@ -150,18 +150,82 @@ pool_release(struct lmtp_pool *p, struct lmtp_conn *c)
 		lmtp_close(&c);
 }
 
+/* An idle connection, if one is free right now and nobody waits. */
+static struct lmtp_conn *
+pool_try_idle(struct lmtp_pool *p)
+{
+	struct lmtp_conn *c = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->busy < p->max && p->head == NULL && p->nidle > 0 &&
+	    time(NULL) - p->idle[p->nidle - 1].since <= p->idle_secs) {
+		c = p->idle[--p->nidle].c;
+		p->busy++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (c != NULL && !lmtp_idle_ok(c)) {
+		lmtp_close(&c);
+		pool_release(p, NULL);
+	}
+	return c;
+}
+
+struct lmtp_conn *
+lmtp_pool_begin(struct lmtp_pool *p, const char *mail_from,
+    const char *const *rcpts, size_t nrcpt)
+{
+	struct lmtp_conn *c;
+
+	if ((c = pool_try_idle(p)) == NULL)
+		return NULL;
+	if (lmtp_begin(c, mail_from, rcpts, nrcpt) != 0) {
+		if (lmtp_cancel(c) != 0)
+			lmtp_close(&c);
+		pool_release(p, c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+lmtp_pool_cancel(struct lmtp_pool *p, struct lmtp_conn **begun)
+{
+	struct lmtp_conn *c;
+
+	if (begun == NULL || (c = *begun) == NULL)
+		return;
+	*begun = NULL;
+	if (lmtp_cancel(c) != 0)
+		lmtp_close(&c);
+	pool_release(p, c);
+}
+
 int
 lmtp_pool_send(struct lmtp_pool *p, const char *mail_from,
     const char *const *rcpts, size_t nrcpt, const struct lmtp_msg *m,
     struct reply *rcpt_r)
 {
-	struct lmtp_conn *c;
+	return lmtp_pool_send_begun(p, NULL, mail_from, rcpts, nrcpt, m,
+	    rcpt_r);
+}
+
+int
+lmtp_pool_send_begun(struct lmtp_pool *p, struct lmtp_conn **begun,
+    const char *mail_from, const char *const *rcpts, size_t nrcpt,
+    const struct lmtp_msg *m, struct reply *rcpt_r)
+{
+	struct lmtp_conn *c = NULL;
 	struct reply r;
 	size_t i;
 
-	/* A kept connection the server has closed meanwhile (Dovecot's
-	 * idle timeout, a restart) would fail this message: a new one. */
-	if ((c = pool_acquire(p)) != NULL && !lmtp_idle_ok(c))
+	if (begun != NULL && *begun != NULL) {
+		/* Its slot is ours already. */
+		c = *begun;
+		*begun = NULL;
+	} else if ((c = pool_acquire(p)) != NULL && !lmtp_idle_ok(c))
+		/* A kept connection the server has closed meanwhile
+		 * (Dovecot's idle timeout, a restart) would fail this
+		 * message: a new one. */
 		lmtp_close(&c);
 	if (c == NULL)
 		c = lmtp_connect(&p->server, p->lhlo, p->timeout_ms, &r);

@@ -28,6 +28,20 @@ void	lmtp_pool_free(struct lmtp_pool **pp);
 int	lmtp_pool_send(struct lmtp_pool *p, const char *mail_from,
 	    const char *const *rcpts, size_t nrcpt, const struct lmtp_msg *m,
 	    struct reply *rcpt_r);
+/*
+ * Begin a transaction ahead of its message (lmtp_begin) on an idle
+ * connection that is free right now; NULL, never waiting, when there is
+ * none, nobody may overtake a waiter, or the server does not pipeline.
+ * The connection keeps its slot until lmtp_pool_send_begun() is given
+ * it (and takes it over) or lmtp_pool_cancel() gives it back.
+ */
+struct lmtp_conn *lmtp_pool_begin(struct lmtp_pool *p, const char *mail_from,
+	    const char *const *rcpts, size_t nrcpt);
+void	lmtp_pool_cancel(struct lmtp_pool *p, struct lmtp_conn **begun);
+/* lmtp_pool_send() on *begun when there is one (*begun is then NULL). */
+int	lmtp_pool_send_begun(struct lmtp_pool *p, struct lmtp_conn **begun,
+	    const char *mail_from, const char *const *rcpts, size_t nrcpt,
+	    const struct lmtp_msg *m, struct reply *rcpt_r);
 /* Connect and LHLO once, without a transaction (readiness probe). */
 int	lmtp_pool_probe(struct lmtp_pool *p, struct reply *r);
 

@@ -72,12 +72,55 @@ def read_response(sock):
     return status, headers, body
 
 
-def post(port, ca, key_id, secret, body, rcpts=("demo@example.test",),
-         mail_from="a@sender.test", idem=None, headers=None, ts=None,
-         target=None, content_type="message/rfc822", raw_override=None,
-         content_length=None, send_body=True, chunked=False,
-         extra_raw_headers=(), tls=True, timeout=30):
-    """Signed POST /v1/messages; returns (status, json or None, headers).
+def post(port, ca, key_id, secret, body, tls=True, timeout=30, **kw):
+    """Signed POST /v1/messages on a connection of its own; returns
+    (status, json or None, headers).  The keywords are request_bytes'."""
+    req = request_bytes(key_id, secret, body, **kw)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        if tls:
+            ctx = ssl.create_default_context(cafile=ca)
+            sock = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+        return exchange(sock, req)
+    finally:
+        sock.close()
+
+
+class KeptConnection:
+    """One TLS connection for several requests (HTTP/1.1 keep-alive), as
+    the Worker's and the benchmark's clients keep theirs."""
+
+    def __init__(self, port, ca, timeout=30):
+        ctx = ssl.create_default_context(cafile=ca)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+
+    def post(self, key_id, secret, body, **kw):
+        return exchange(self.sock, request_bytes(key_id, secret, body, **kw))
+
+    def close(self):
+        self.sock.close()
+
+
+def exchange(sock, req):
+    try:
+        sock.sendall(req)
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+        pass  # the server may answer early and close; read the answer
+    status, rh, rb = read_response(sock)
+    try:
+        j = json.loads(rb) if rb else None
+    except ValueError:
+        j = None
+    return status, j, rh
+
+
+def request_bytes(key_id, secret, body, rcpts=("demo@example.test",),
+                  mail_from="a@sender.test", idem=None, headers=None,
+                  ts=None, target=None, content_type="message/rfc822",
+                  raw_override=None, content_length=None, send_body=True,
+                  chunked=False, extra_raw_headers=()):
+    """The bytes of a signed POST /v1/messages.
 
     headers: extra headers; a value of None removes a default header.
     raw_override: bytes sent instead of `body` (the signature covers body).
@@ -119,20 +162,4 @@ def post(port, ca, key_id, secret, body, rcpts=("demo@example.test",),
             req += b"0\r\n\r\n"
         else:
             req += sent
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        if tls:
-            ctx = ssl.create_default_context(cafile=ca)
-            sock = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
-        try:
-            sock.sendall(req)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            pass  # the server may answer early and close; read the answer
-        status, rh, rb = read_response(sock)
-    finally:
-        sock.close()
-    try:
-        j = json.loads(rb) if rb else None
-    except ValueError:
-        j = None
-    return status, j, rh
+    return req

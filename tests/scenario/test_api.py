@@ -7,6 +7,7 @@ framing attacks that libmicrohttpd lets through are refused; the
 per-request deadline cuts slow clients.
 """
 import os
+import re
 import socket
 import ssl
 import sys
@@ -180,6 +181,80 @@ def all_recipients_unknown_gives_422(s):
     eq(j["status"], "rejected", "status")
     eq(j["code"], 550, "code")
     eq(j["enhanced"], "5.1.1", "enhanced")
+
+
+def early_flag(s, req_id):
+    """The early= field of the request's event=done line."""
+    m = re.search(r"id=%s event=done .* early=(\d)" % re.escape(req_id),
+                  s.log("api"))
+    check(m, "no done line for %s" % req_id)
+    return int(m.group(1))
+
+
+def kept(s):
+    return apiclient.KeptConnection(s.ports["api"], s.ca)
+
+
+@test
+def kept_connection_sends_the_envelope_ahead_of_the_body(s):
+    # The first request on a connection proves the key; from the second
+    # on, MAIL and RCPT go to Dovecot while the body arrives.
+    k = kept(s)
+    try:
+        before = s.maildir_count("demo@example.test"), s.maildir_count(USERS[0])
+        c1, j1, _ = k.post(s.key_id, s.secret, msg())
+        c2, j2, _ = k.post(s.key_id, s.secret, msg(), rcpts=[
+            "demo@example.test", USERS[0], "ghost@example.test"])
+    finally:
+        k.close()
+    eq((c1, c2), (200, 200), "statuses %r %r" % (j1, j2))
+    eq(early_flag(s, j1["id"]), 0, "first request on the connection")
+    eq(early_flag(s, j2["id"]), 1, "second request")
+    r = {x["rcpt"]: x for x in j2["recipients"]}
+    eq(r["ghost@example.test"]["enhanced"], "5.1.1", "unknown recipient")
+    eq(r[USERS[0]]["status"], "delivered", "known recipient")
+    eq((s.maildir_count("demo@example.test"), s.maildir_count(USERS[0])),
+       (before[0] + 2, before[1] + 1), "copies")
+
+
+@test
+def an_envelope_sent_ahead_for_a_refused_request_delivers_nothing(s):
+    k = kept(s)
+    try:
+        c, j, _ = k.post(s.key_id, s.secret, msg())
+        eq(c, 200, "first %r" % (j,))
+        before = total_mail(s)
+        # Signed for one body, another sent: 401 after the envelope
+        # went ahead.
+        c, j, _ = k.post(s.key_id, s.secret, msg(1), raw_override=msg(2))
+        eq(c, 401, "altered body %r" % (j,))
+        # An idempotent retry answered from its record.
+        body = msg()
+        c, j, _ = k.post(s.key_id, s.secret, body, idem="early-1")
+        eq(c, 200, "first with the key %r" % (j,))
+        c, j, _ = k.post(s.key_id, s.secret, body, idem="early-1")
+        eq(c, 200, "retry %r" % (j,))
+        eq(total_mail(s), before + 1, "messages stored")
+        # The LMTP connection those left is still good.
+        c, j, _ = k.post(s.key_id, s.secret, msg())
+        eq(c, 200, "after them %r" % (j,))
+        eq(early_flag(s, j["id"]), 1, "early envelope after the refusals")
+        eq(total_mail(s), before + 2, "messages stored")
+    finally:
+        k.close()
+
+
+@test
+def a_connection_without_a_good_signature_sends_nothing_ahead(s):
+    k = kept(s)
+    try:
+        c, j, _ = k.post(s.key_id, "not-the-secret", msg())
+        eq(c, 401, "wrong secret %r" % (j,))
+        c, j, _ = k.post(s.key_id, s.secret, msg())
+        eq(c, 200, "then signed %r" % (j,))
+        eq(early_flag(s, j["id"]), 0, "after a 401 only")
+    finally:
+        k.close()
 
 
 @test

@@ -85,6 +85,13 @@ struct tcase {
 	int		 use_mem;	/* message from memory, not a file */
 	int		 timeout_ms;	/* 0: 3000 */
 	int		 ntx;		/* transactions on one connection (1) */
+	/* lmtp_begin() before the last transaction, with begin_rcpts (or
+	 * rcpts when NULL); it must return begin_rv; then lmtp_cancel()
+	 * when cancel is set. */
+	int		 begin;
+	const char	*begin_rcpts[MAX_RCPT];
+	int		 begin_rv;
+	int		 cancel;
 	int		 tcp;
 	int		 rv;		/* what lmtp_send/lmtp_deliver return */
 	const char	*want[MAX_RCPT];	/* "class code enhanced" */
@@ -368,6 +375,28 @@ reply_short(const struct reply *r, char *out, size_t outsz)
 }
 
 static void
+begin_case(const struct tcase *tc, struct lmtp_conn *c, size_t nrcpt)
+{
+	const char *const *br = tc->begin_rcpts[0] ? tc->begin_rcpts :
+	    tc->rcpts;
+	char name[160];
+	size_t nb = 0;
+	int brv;
+
+	while (tc->begin_rcpts[0] && nb < MAX_RCPT && br[nb] != NULL)
+		nb++;
+	brv = lmtp_begin(c, tc->from ? tc->from : "sender@example.test", br,
+	    tc->begin_rcpts[0] ? nb : nrcpt);
+	snprintf(name, sizeof(name), "%s_begin_returns_%d", tc->name,
+	    tc->begin_rv);
+	UNIT_CHECK(name, brv == tc->begin_rv, "got %d", brv);
+	if (tc->cancel) {
+		snprintf(name, sizeof(name), "%s_cancel", tc->name);
+		UNIT_CHECK(name, lmtp_cancel(c) == 0, "lmtp_cancel failed");
+	}
+}
+
+static void
 run_case(const struct tcase *tc)
 {
 	struct fake		 f;
@@ -424,7 +453,7 @@ run_case(const struct tcase *tc)
 	ntx = tc->ntx ? tc->ntx : 1;
 	for (i = 0; i < MAX_RCPT; i++)
 		reply_set(&rr[i], 0, "", "unset");
-	if (ntx == 1) {
+	if (ntx == 1 && !tc->begin) {
 		rv = lmtp_deliver(&srv, "test.example", timeout,
 		    tc->from ? tc->from : "sender@example.test", tc->rcpts,
 		    nrcpt, &m, rr);
@@ -432,9 +461,12 @@ run_case(const struct tcase *tc)
 	    == NULL) {
 		rv = -2;
 	} else {
-		for (tx = 0; tx < ntx; tx++)
+		for (tx = 0; tx < ntx; tx++) {
+			if (tc->begin && tx == ntx - 1)
+				begin_case(tc, c, nrcpt);
 			rv |= lmtp_send(c, tc->from ? tc->from :
 			    "sender@example.test", tc->rcpts, nrcpt, &m, rr);
+		}
 		lmtp_close(&c);
 	}
 	pthread_join(th, NULL);
@@ -486,6 +518,7 @@ run_case(const struct tcase *tc)
 	    "354 OK\r\n"), \
 	DATA_IN, SEND("250 2.0.0 <a> Saved\r\n250 2.0.0 <b> Saved\r\n")
 #define MAIL_STD	"MAIL FROM:<sender@example.test>"
+#define MAIL_8BIT	MAIL_STD " BODY=8BITMIME"
 
 static const struct tcase cases[] = {
 	{
@@ -856,6 +889,98 @@ static const struct tcase cases[] = {
 		},
 		.rcpts = { "a@example.test" }, .rv = 0,
 		.want = { "ok 250 2.0.0" },
+	},
+	/* Early envelope (lmtp_begin): MAIL and RCPT go out before the
+	 * message is there; lmtp_send() then writes only DATA. */
+	{
+		.name = "begun_then_sent",
+		.begin = 1,
+		.script = { HELLO_PIPE,
+			EXPECT(MAIL_8BIT), EXPECT("RCPT TO:<a@example.test>"),
+			EXPECT("RCPT TO:<b@example.test>"),
+			SEND("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"),
+			EXPECT("DATA"), SEND("354 OK\r\n"), DATA_IN,
+			SEND("250 2.0.0 <a> Saved\r\n250 2.0.0 <b> Saved\r\n"),
+		},
+		.rcpts = R2, .rv = 0, .want = OK2,
+		.want_data = "Subject: t\r\n\r\nhello\r\n.\r\n",
+	},
+	{
+		.name = "begun_after_a_transaction_starts_with_rset",
+		.ntx = 2, .begin = 1,
+		.script = { HELLO_PIPE, PIPE_OK2(MAIL_STD),
+			EXPECT("RSET"), EXPECT(MAIL_8BIT),
+			EXPECT("RCPT TO:<a@example.test>"),
+			EXPECT("RCPT TO:<b@example.test>"),
+			SEND("250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+			    "250 2.1.5 Ok\r\n"),
+			EXPECT("DATA"), SEND("354 OK\r\n"), DATA_IN,
+			SEND("250 2.0.0 <a> Saved\r\n250 2.0.0 <b> Saved\r\n"),
+		},
+		.rcpts = R2, .rv = 0, .want = OK2,
+	},
+	{
+		.name = "begun_rcpt_refused_keeps_its_reply",
+		.begin = 1,
+		.script = { HELLO_PIPE,
+			EXPECT(MAIL_8BIT), EXPECT("RCPT TO:<a@example.test>"),
+			EXPECT("RCPT TO:<b@example.test>"),
+			SEND("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+			    "550 5.1.1 no such user\r\n"),
+			EXPECT("DATA"), SEND("354 OK\r\n"), DATA_IN,
+			SEND("250 2.0.0 <a> Saved\r\n"),
+		},
+		.rcpts = R2, .rv = 0,
+		.want = { "ok 250 2.0.0", "perm 550 5.1.1" },
+	},
+	{
+		/* The directory changed between the headers and the body:
+		 * the begun envelope is read and dropped, RSET, the real
+		 * one follows. */
+		.name = "begun_for_another_envelope_is_dropped",
+		.begin = 1, .begin_rcpts = { "a@example.test", "c@example.test" },
+		.script = { HELLO_PIPE,
+			EXPECT(MAIL_8BIT), EXPECT("RCPT TO:<a@example.test>"),
+			EXPECT("RCPT TO:<c@example.test>"),
+			SEND("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"),
+			EXPECT("RSET"), SEND("250 2.0.0 Ok\r\n"),
+			PIPE_OK2(MAIL_STD),
+		},
+		.rcpts = R2, .rv = 0, .want = OK2,
+		.want_data = "Subject: t\r\n\r\nhello\r\n.\r\n",
+	},
+	{
+		.name = "begun_and_cancelled",
+		.begin = 1, .cancel = 1,
+		.script = { HELLO_PIPE,
+			EXPECT(MAIL_8BIT), EXPECT("RCPT TO:<a@example.test>"),
+			EXPECT("RCPT TO:<b@example.test>"),
+			SEND("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"),
+			EXPECT("RSET"), SEND("250 2.0.0 Ok\r\n"),
+			PIPE_OK2(MAIL_STD),
+		},
+		.rcpts = R2, .rv = 0, .want = OK2,
+	},
+	{
+		/* Without PIPELINING nothing is begun or written. */
+		.name = "begin_needs_pipelining",
+		.begin = 1, .begin_rv = -1,
+		.script = { HELLO_PLAIN,
+			EXPECT(MAIL_STD), NOMORE, SEND("250 2.1.0 Ok\r\n"),
+			EXPECT("RCPT TO:<a@example.test>"),
+			SEND("250 2.1.5 Ok\r\n"),
+			EXPECT("DATA"), SEND("354 go\r\n"),
+			DATA_IN, SEND("250 2.0.0 Saved\r\n"),
+		},
+		.rcpts = { "a@example.test" }, .rv = 0,
+		.want = { "ok 250 2.0.0" },
+	},
+	{
+		.name = "begin_refuses_a_bad_address",
+		.begin = 1, .begin_rv = -1,
+		.begin_rcpts = { "a@example.test>\r\nDATA" },
+		.script = { HELLO_PIPE, PIPE_OK2(MAIL_STD) },
+		.rcpts = R2, .rv = 0, .want = OK2,
 	},
 };
 
