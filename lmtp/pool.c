@@ -40,6 +40,7 @@ struct lmtp_pool {
 
 	pthread_mutex_t lock;
 	unsigned busy;			/* slots handed out */
+	unsigned begun;			/* of them, held by lmtp_pool_begin */
 	struct waiter *head, *tail;	/* FIFO of callers waiting for a slot */
 	struct idle_conn idle[POOL_MAX_IDLE];
 	unsigned nidle;
@@ -150,7 +151,19 @@ pool_release(struct lmtp_pool *p, struct lmtp_conn *c)
 		lmtp_close(&c);
 }
 
-/* An idle connection, if one is free right now and nobody waits. */
+/* A begun transaction was sent or dropped: its slot is an ordinary one
+ * again. */
+static void
+begun_done(struct lmtp_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->begun--;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* An idle connection, if one is free right now, nobody waits, and at
+ * most half the slots are begun ones: whatever the clients that upload
+ * slowly do, the other half is left for messages that are complete. */
 static struct lmtp_conn *
 pool_try_idle(struct lmtp_pool *p)
 {
@@ -158,13 +171,16 @@ pool_try_idle(struct lmtp_pool *p)
 
 	pthread_mutex_lock(&p->lock);
 	if (p->busy < p->max && p->head == NULL && p->nidle > 0 &&
+	    p->begun < (p->max + 1) / 2 &&
 	    time(NULL) - p->idle[p->nidle - 1].since <= p->idle_secs) {
 		c = p->idle[--p->nidle].c;
 		p->busy++;
+		p->begun++;
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (c != NULL && !lmtp_idle_ok(c)) {
 		lmtp_close(&c);
+		begun_done(p);
 		pool_release(p, NULL);
 	}
 	return c;
@@ -181,6 +197,7 @@ lmtp_pool_begin(struct lmtp_pool *p, const char *mail_from,
 	if (lmtp_begin(c, mail_from, rcpts, nrcpt) != 0) {
 		if (lmtp_cancel(c) != 0)
 			lmtp_close(&c);
+		begun_done(p);
 		pool_release(p, c);
 		return NULL;
 	}
@@ -197,6 +214,7 @@ lmtp_pool_cancel(struct lmtp_pool *p, struct lmtp_conn **begun)
 	*begun = NULL;
 	if (lmtp_cancel(c) != 0)
 		lmtp_close(&c);
+	begun_done(p);
 	pool_release(p, c);
 }
 
@@ -222,6 +240,7 @@ lmtp_pool_send_begun(struct lmtp_pool *p, struct lmtp_conn **begun,
 		/* Its slot is ours already. */
 		c = *begun;
 		*begun = NULL;
+		begun_done(p);
 	} else if ((c = pool_acquire(p)) != NULL && !lmtp_idle_ok(c))
 		/* A kept connection the server has closed meanwhile
 		 * (Dovecot's idle timeout, a restart) would fail this

@@ -31,7 +31,8 @@ int	lmtp_pool_send(struct lmtp_pool *p, const char *mail_from,
 /*
  * Begin a transaction ahead of its message (lmtp_begin) on an idle
  * connection that is free right now; NULL, never waiting, when there is
- * none, nobody may overtake a waiter, or the server does not pipeline.
+ * none, nobody may overtake a waiter, half the slots are begun ones
+ * already, or the server does not pipeline.
  * The connection keeps its slot until lmtp_pool_send_begun() is given
  * it (and takes it over) or lmtp_pool_cancel() gives it back.
  */

@@ -519,6 +519,12 @@ run_case(const struct tcase *tc)
 	DATA_IN, SEND("250 2.0.0 <a> Saved\r\n250 2.0.0 <b> Saved\r\n")
 #define MAIL_STD	"MAIL FROM:<sender@example.test>"
 #define MAIL_8BIT	MAIL_STD " BODY=8BITMIME"
+/* A whole unpipelined transaction for a@example.test, accepted. */
+#define PLAIN_OK1(mailcmd) \
+	EXPECT(mailcmd), SEND("250 2.1.0 Ok\r\n"), \
+	EXPECT("RCPT TO:<a@example.test>"), SEND("250 2.1.5 Ok\r\n"), \
+	EXPECT("DATA"), SEND("354 go\r\n"), \
+	DATA_IN, SEND("250 2.0.0 Saved\r\n")
 
 static const struct tcase cases[] = {
 	{
@@ -811,11 +817,7 @@ static const struct tcase cases[] = {
 		.name = "eightbit_not_offered_no_param",
 		.eightbit = 1,
 		.script = { HELLO_PLAIN,
-			EXPECT(MAIL_STD), SEND("250 2.1.0 Ok\r\n"),
-			EXPECT("RCPT TO:<a@example.test>"),
-			SEND("250 2.1.5 Ok\r\n"),
-			EXPECT("DATA"), SEND("354 go\r\n"),
-			DATA_IN, SEND("250 2.0.0 Saved\r\n"),
+			PLAIN_OK1(MAIL_STD),
 		},
 		.rcpts = { "a@example.test" }, .rv = 0,
 		.want = { "ok 250 2.0.0" },
@@ -875,17 +877,9 @@ static const struct tcase cases[] = {
 		.name = "two_transactions_unpipelined_rset",
 		.ntx = 2,
 		.script = { HELLO_PLAIN,
-			EXPECT(MAIL_STD), SEND("250 2.1.0 Ok\r\n"),
-			EXPECT("RCPT TO:<a@example.test>"),
-			SEND("250 2.1.5 Ok\r\n"),
-			EXPECT("DATA"), SEND("354 go\r\n"),
-			DATA_IN, SEND("250 2.0.0 Saved\r\n"),
+			PLAIN_OK1(MAIL_STD),
 			EXPECT("RSET"), NOMORE, SEND("250 2.0.0 Ok\r\n"),
-			EXPECT(MAIL_STD), SEND("250 2.1.0 Ok\r\n"),
-			EXPECT("RCPT TO:<a@example.test>"),
-			SEND("250 2.1.5 Ok\r\n"),
-			EXPECT("DATA"), SEND("354 go\r\n"),
-			DATA_IN, SEND("250 2.0.0 Saved\r\n"),
+			PLAIN_OK1(MAIL_STD),
 		},
 		.rcpts = { "a@example.test" }, .rv = 0,
 		.want = { "ok 250 2.0.0" },

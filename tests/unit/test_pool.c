@@ -79,7 +79,8 @@ serve(void *arg)
 				continue;
 			}
 			if (strncmp(line, "LHLO", 4) == 0)
-				reply(fd, "250-fake\r\n250 8BITMIME\r\n");
+				reply(fd, "250-fake\r\n250-8BITMIME\r\n"
+				    "250 PIPELINING\r\n");
 			else if (strncmp(line, "MAIL FROM:<c", 12) == 0) {
 				order[atomic_fetch_add(&served_seq, 1) %
 				    NCALLERS] = atoi_2(line + 12);
@@ -90,6 +91,9 @@ serve(void *arg)
 			} else if (strncmp(line, "DATA", 4) == 0) {
 				in_data = 1;
 				reply(fd, "354 go\r\n");
+			} else if (strncmp(line, "RSET", 4) == 0) {
+				rcpts = 0;
+				reply(fd, "250 2.0.0 ok\r\n");
 			} else if (strncmp(line, "QUIT", 4) == 0) {
 				reply(fd, "221 bye\r\n");
 				goto out;
@@ -140,6 +144,62 @@ call(void *arg)
 	lmtp_pool_send(c->p, from, &rcpt, 1, &m, &r);
 	c->ok = r.cls == REPLY_OK;
 	return NULL;
+}
+
+/* lmtp_pool_begin: only idle connections, at most half the pool, and
+ * the slot goes back whether the begun transaction is sent or dropped. */
+static void
+early_envelope(const struct lmtp_server *srv)
+{
+	const char *rcpt = "a@example.test", *from = "early@example.test";
+	struct caller cs[4];
+	struct lmtp_conn *b[3];
+	struct lmtp_pool *p;
+	struct lmtp_msg m;
+	struct reply r;
+	pthread_t t[4];
+	int i;
+
+	p = lmtp_pool_new(srv, "test", 5000, 4, 30);
+	UNIT_CHECK("pool: nothing begun without an idle connection",
+	    lmtp_pool_begin(p, from, &rcpt, 1) == NULL, "begun");
+	/* Four at once leave four idle connections. */
+	for (i = 0; i < 4; i++) {
+		cs[i].p = p;
+		cs[i].idx = i;
+		pthread_create(&t[i], NULL, call, &cs[i]);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (i = 0; i < 3; i++)
+		b[i] = lmtp_pool_begin(p, from, &rcpt, 1);
+	UNIT_CHECK("pool: begun on idle connections",
+	    b[0] != NULL && b[1] != NULL, "%p %p", (void *)b[0], (void *)b[1]);
+	UNIT_CHECK("pool: at most half the pool begun", b[2] == NULL,
+	    "a third one of four");
+	lmtp_pool_cancel(p, &b[1]);
+	UNIT_CHECK("pool: cancel clears the handle", b[1] == NULL, "not NULL");
+	b[1] = lmtp_pool_begin(p, from, &rcpt, 1);
+	UNIT_CHECK("pool: a dropped one makes room", b[1] != NULL, "NULL");
+	memset(&m, 0, sizeof(m));
+	m.fd = -1;
+	m.mem = "Subject: x\r\n\r\nhi\r\n";
+	m.mem_len = strlen(m.mem);
+	for (i = 0; i < 2; i++) {
+		reply_set(&r, 0, "", "unset");
+		lmtp_pool_send_begun(p, &b[i], from, &rcpt, 1, &m, &r);
+		UNIT_CHECK("pool: a begun transaction is delivered",
+		    r.cls == REPLY_OK && b[i] == NULL, "%d %s", r.code, r.text);
+	}
+	/* Both slots are ordinary again: four callers at once still go. */
+	for (i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, call, &cs[i]);
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		UNIT_CHECK("pool: every slot back after early envelopes",
+		    cs[i].ok, "caller %d failed", i);
+	}
+	lmtp_pool_free(&p);
 }
 
 int
@@ -223,6 +283,8 @@ main(void)
 	    "%d callers overtaken", inversions);
 	lmtp_pool_free(&p);
 	UNIT_CHECK("pool: free sets the pointer to NULL", p == NULL, "not NULL");
+
+	early_envelope(&srv);
 	unlink(sun.sun_path);
 	rmdir(path);
 	return unit_done();
