@@ -32,9 +32,10 @@
 #   BENCH_SECS_D=8, BENCH_SECS_E=6, BENCH_SECS_F=4: seconds per cell of
 #                      (d), (e) and (f)
 #   BENCH_SLICES=2     (a) and (b) take turns in this many slices each
-#   BENCH_SECS_C32=48, BENCH_SLICES_C32=4: the same for 10 KB c32, whose
-#                      throughput is a few messages per connection and
-#                      slice (10 s gave b/a from 0.92 to 1.17 on one build)
+#   BENCH_SECS_LOAD=36, BENCH_SLICES_LOAD=4: the same for the c8 and c32
+#                      cells, where a message takes 0.3-3 s and a short
+#                      slice holds a few per connection (10 s gave b/a
+#                      from 0.92 to 1.17 on one build at 10 KB c32)
 #   BENCH_SCAND=0      every API and the relay load libclamav themselves
 #                      (default: one edgemail-scand for all, as make run)
 #   BENCH_API_OPTS     extra edgemail-api options, e.g.
@@ -59,8 +60,8 @@ SECS_D=${BENCH_SECS_D:-8}
 SECS_E=${BENCH_SECS_E:-6}
 SECS_F=${BENCH_SECS_F:-4}
 SLICES=${BENCH_SLICES:-2}
-SECS_C32=${BENCH_SECS_C32:-48}
-SLICES_C32=${BENCH_SLICES_C32:-4}
+SECS_LOAD=${BENCH_SECS_LOAD:-36}
+SLICES_LOAD=${BENCH_SLICES_LOAD:-4}
 API_OPTS=${BENCH_API_OPTS:-}
 SCAND=${BENCH_SCAND:-1}
 SCAN_OPT=
@@ -533,8 +534,8 @@ run_dovecot_parts() {
 			[ -n "$parts" ] || continue
 			w=$(warmup_for $size $conc)
 			cs=$csecs nsl=$SLICES
-			if [ $size:$conc = 10k:32 ]; then
-				cs=$SECS_C32 nsl=$SLICES_C32
+			if [ $conc -ge 8 ]; then
+				cs=$SECS_LOAD nsl=$SLICES_LOAD
 			fi
 			per=$(awk -v s="$cs" -v n="$nsl" 'BEGIN { printf "%.2f", s / n }')
 			# The parts take turns in slices, a b b a a b ... (or
