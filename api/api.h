@@ -133,6 +133,9 @@ struct envelope {
 int	envelope_parse(const char *query, long long max_rcpts,
 	    struct envelope *env, char *why, size_t whysz);
 void	envelope_free(struct envelope *env);
+/* The recipients' addresses, in order, as one array to free(); NULL when
+ * out of memory. */
+const char **envelope_addrs(const struct envelope *env);
 
 /* What the pipeline answers; turned into an HTTP response by http.c. */
 struct outcome {

@@ -55,6 +55,19 @@ envelope_free(struct envelope *env)
 	env->nrcpt = 0;
 }
 
+const char **
+envelope_addrs(const struct envelope *env)
+{
+	const char **a;
+	size_t i;
+
+	if ((a = calloc(env->nrcpt ? env->nrcpt : 1, sizeof(*a))) == NULL)
+		return NULL;
+	for (i = 0; i < env->nrcpt; i++)
+		a[i] = env->rcpts[i].addr;
+	return a;
+}
+
 /* Room for one more recipient: first for as many as the query names
  * (first), then doubling up to max (a request pays for the recipients it
  * names, not for max_recipients). */

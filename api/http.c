@@ -424,12 +424,10 @@ idem_names(struct request *rq, const char *content_hex, char *ident_hex,
 	buf_init(&b, 0);
 	buf_printf(&b, "%s\n%s", rq->idem_rec, content_hex);
 	idem_key_hash(b.data, delivery_id);
-	if ((r = calloc(rq->env.nrcpt ? rq->env.nrcpt : 1, sizeof(*r))) == NULL) {
+	if ((r = envelope_addrs(&rq->env)) == NULL) {
 		buf_free(&b);
 		return -1;
 	}
-	for (i = 0; i < rq->env.nrcpt; i++)
-		r[i] = rq->env.rcpts[i].addr;
 	qsort(r, rq->env.nrcpt, sizeof(*r), cmp_rcpt);
 	buf_reset(&b);
 	buf_printf(&b, "%s\nfrom %s", content_hex, rq->env.mail_from);
@@ -470,14 +468,11 @@ static void
 begin_early(struct request *rq)
 {
 	const char **r;
-	size_t i;
 
 	if (!api->early_envelope || rq->watch == NULL || !rq->watch->signed_ok)
 		return;
-	if ((r = calloc(rq->env.nrcpt, sizeof(*r))) == NULL)
+	if ((r = envelope_addrs(&rq->env)) == NULL)
 		return;
-	for (i = 0; i < rq->env.nrcpt; i++)
-		r[i] = rq->env.rcpts[i].addr;
 	rq->begun = api_deliver_begin(api, rq->env.mail_from, r,
 	    rq->env.nrcpt);
 	rq->early = rq->begun != NULL;

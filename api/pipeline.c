@@ -166,7 +166,7 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 	size_t i, nok = 0, ntemp = 0, nperm = 0;
 	const struct reply *first_temp = NULL, *first_perm = NULL;
 
-	rcpts = calloc(env->nrcpt, sizeof(*rcpts));
+	rcpts = envelope_addrs(env);
 	replies = calloc(env->nrcpt, sizeof(*replies));
 	if (rcpts == NULL || replies == NULL) {
 		free(rcpts);
@@ -229,9 +229,6 @@ pipeline_deliver(struct api *api, const char *req_id, const char *key_id,
 	/* Recipients through the directory (api/directory.c): unknown and
 	 * suspended ones refused here, aliases and groups expanded into one
 	 * LMTP transaction, one reply per envelope recipient. */
-	for (i = 0; i < env->nrcpt; i++)
-		rcpts[i] = env->rcpts[i].addr;
-
 	api_deliver_rcpts(api, req_id, delivery_id, env->mail_from, rcpts,
 	    env->nrcpt, &m, begun, replies);
 	crashpoint("after_lmtp");
