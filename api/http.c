@@ -92,6 +92,7 @@ struct request {
 	struct lmtp_conn *begun;
 	double	 t_begun;
 	int	 early;			/* one was begun, for the log */
+	int	 key_shown;		/* signature checked with the headers */
 
 	/* POST /autodiscover/autodiscover.xml (api/autoconfig.c) */
 	int	 autoconfig;		/* AUTOCONFIG_*, 0: another endpoint */
@@ -454,14 +455,44 @@ idem_key_ok(const char *k)
 	return 1;
 }
 
+/* Is the request's signature right for a body whose SHA-256 is body_hex? */
+static int
+signature_ok(const struct request *rq, const char *body_hex)
+{
+	struct buf canon;
+	const char *secret;
+	size_t slen;
+	int ok;
+
+	buf_init(&canon, TARGET_MAX + 1024);
+	sig_canonical(&canon, rq->ts, "POST", rq->target, rq->idem, body_hex);
+	secret = keyring_find(api->keys, rq->key_id, &slen);
+	ok = secret != NULL && !canon.failed &&
+	    sig_check(secret, slen, canon.data, canon.len, rq->sig) == 0;
+	buf_free(&canon);
+	return ok;
+}
+
+static int
+hex64_lower(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < SIG_HEX_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[i] == '\0';
+}
+
 /*
  * Early envelope: Dovecot's MAIL and RCPT lookups (about half a
  * millisecond per recipient) run while the body still arrives, instead
  * of after it.  Only MAIL and RCPT go ahead; DATA waits for the whole
  * body, its signature and the checks, and a request that fails those
  * drops the transaction (lmtp_cancel), so nothing is delivered early.
- * Only on a connection that has sent a good signature before, so that
- * a client without a key can never hold an LMTP connection, and only
+ * Only for a client that has shown its key (a good signature before on
+ * this connection, or on this request with Edgemail-Content-SHA256), so
+ * that a client without one can never hold an LMTP connection, and only
  * when a pooled connection is idle, so that nobody waits for it.
  */
 static void
@@ -469,7 +500,8 @@ begin_early(struct request *rq)
 {
 	const char **r;
 
-	if (!api->early_envelope || rq->watch == NULL || !rq->watch->signed_ok)
+	if (!api->early_envelope || !(rq->key_shown ||
+	    (rq->watch != NULL && rq->watch->signed_ok)))
 		return;
 	if ((r = envelope_addrs(&rq->env)) == NULL)
 		return;
@@ -484,7 +516,7 @@ static enum MHD_Result
 messages_first_call(struct MHD_Connection *con, struct request *rq)
 {
 	struct hdr_scan hs;
-	const char *why, *cl, *idem, *query;
+	const char *why, *cl, *idem, *query, *decl;
 	char err[300];
 	long long clen = -1;
 
@@ -535,6 +567,22 @@ messages_first_call(struct MHD_Connection *con, struct request *rq)
 	default:
 		return refuse(con, rq, 400, "bad_request", err, 0);
 	}
+	/* A client that declares the body's SHA-256 (the Worker does) has
+	 * its signature checked now: a wrong one is refused before the body
+	 * is read, a right one shows the key.  The body is checked at the
+	 * end like any other, against the hash it really has. */
+	if ((decl = header(con, "Edgemail-Content-SHA256")) != NULL) {
+		if (!hex64_lower(decl))
+			return refuse(con, rq, 400, "bad_request",
+			    "Edgemail-Content-SHA256 must be 64 lower-case hex "
+			    "digits", 0);
+		if (!signature_ok(rq, decl))
+			return refuse(con, rq, 401, "unauthorized",
+			    "bad signature", 0);
+		rq->key_shown = 1;
+		if (rq->watch)
+			rq->watch->signed_ok = 1;
+	}
 	if (ingest_init(&rq->in, api, clen, rq->idem[0] != '\0') != 0)
 		return refuse(con, rq, 503, "unavailable", "out of memory", 5);
 	rq->in_ready = 1;
@@ -547,23 +595,15 @@ static enum MHD_Result
 messages_last_call(struct MHD_Connection *con, struct request *rq)
 {
 	char hex[SIG_HEX_LEN + 1], delivery_id[SIG_HEX_LEN + 1], err[300];
-	struct buf canon;
 	struct outcome o;
-	const char *secret;
-	size_t slen;
 	double t_body = now_secs(), t_deliver, t_done;
-	int bad;
 
 	if (ingest_finish(&rq->in, api, hex) != 0)
 		return refuse(con, rq, 503, "unavailable", "hash failure", 5);
-	buf_init(&canon, TARGET_MAX + 1024);
-	sig_canonical(&canon, rq->ts, "POST", rq->target, rq->idem, hex);
-	secret = keyring_find(api->keys, rq->key_id, &slen);
-	bad = secret == NULL ||
-	    sig_check(secret, slen, canon.data, canon.len, rq->sig) != 0;
-	buf_free(&canon);
-	if (bad)
-		return refuse(con, rq, 401, "unauthorized", "bad signature", 0);
+	if (!signature_ok(rq, hex))
+		return refuse(con, rq, 401, "unauthorized", rq->key_shown ?
+		    "the body does not match Edgemail-Content-SHA256" :
+		    "bad signature", 0);
 	if (rq->watch)
 		rq->watch->signed_ok = 1;
 	/* Refusals that need no replay entry come first: a client may send

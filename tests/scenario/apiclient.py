@@ -119,13 +119,15 @@ def request_bytes(key_id, secret, body, rcpts=("demo@example.test",),
                   mail_from="a@sender.test", idem=None, headers=None,
                   ts=None, target=None, content_type="message/rfc822",
                   raw_override=None, content_length=None, send_body=True,
-                  chunked=False, extra_raw_headers=()):
+                  chunked=False, extra_raw_headers=(), declare=None):
     """The bytes of a signed POST /v1/messages.
 
     headers: extra headers; a value of None removes a default header.
     raw_override: bytes sent instead of `body` (the signature covers body).
     extra_raw_headers: (name, value) appended as-is; value None repeats
     the Content-Length.
+    declare: True sends Edgemail-Content-SHA256 with the signed body's
+    hash (as the Worker does), a string sends that value.
     """
     ts = str(fresh_ts() if ts is None else ts)
     target = target or target_for(mail_from, list(rcpts))
@@ -138,6 +140,9 @@ def request_bytes(key_id, secret, body, rcpts=("demo@example.test",),
     }
     if idem is not None:
         h["Idempotency-Key"] = idem
+    if declare is not None:
+        h["Edgemail-Content-SHA256"] = (hashlib.sha256(body).hexdigest()
+                                        if declare is True else declare)
     for k, v in (headers or {}).items():
         if v is None:
             h.pop(k, None)

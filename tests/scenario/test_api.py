@@ -258,6 +258,37 @@ def a_connection_without_a_good_signature_sends_nothing_ahead(s):
 
 
 @test
+def declared_body_hash_lets_a_first_request_send_its_envelope_ahead(s):
+    # One delivery first, so that an LMTP connection is idle.
+    eq(post(s, msg())[0], 200, "warm-up")
+    before = total_mail(s)
+    code, j, _ = post(s, msg(), declare=True)
+    eq(code, 200, "status %r" % (j,))
+    eq(early_flag(s, j["id"]), 1, "first request on its connection")
+    eq(total_mail(s), before + 1, "messages stored")
+
+
+@test
+def declared_body_hash_with_a_wrong_signature_is_refused_before_the_body(s):
+    # Only the headers are sent: the answer comes without the body.
+    code, j, _ = post(s, msg(), secret="not-the-secret", declare=True,
+                      send_body=False, timeout=5)
+    eq(code, 401, "status %r" % (j,))
+    eq(j["reason"], "bad signature", "reason")
+
+
+@test
+def body_that_differs_from_its_declared_hash_gives_401(s):
+    j = refused(s, 401, body=msg(1), raw_override=msg(2), declare=True)
+    check("does not match" in j["reason"], "reason: %r" % (j,))
+
+
+@test
+def malformed_declared_body_hash_gives_400(s):
+    refused(s, 400, declare="ABC")
+
+
+@test
 def null_sender_is_accepted(s):
     code, j, _ = post(s, msg(), mail_from="")
     eq(code, 200, "status %r" % (j,))

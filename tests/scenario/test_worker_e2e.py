@@ -262,6 +262,27 @@ def delivered_with_api_headers(ctx):
 
 
 @test
+def a_second_delivery_sends_its_envelope_ahead_of_the_body(ctx):
+    # The API starts the LMTP transaction while the body arrives once the
+    # client has shown its key: on a kept connection, or on a new one by
+    # the Edgemail-Content-SHA256 the Worker sends (worker/test covers
+    # the header; test_api.py what the API does with it).  The first
+    # delivery leaves an LMTP connection idle for the second.
+    ids = []
+    for subject in ("ahead 1", "ahead 2"):
+        mid, raw = message(ctx, subject)
+        status, text = handler(ctx, raw, "a@sender.test", "demo@example.test")
+        eq(status, 200, "handler status (%s)" % text.strip())
+        m = re.search(r"with HTTPS id (\S+)", header_block(stored(ctx, mid)[0]))
+        check(m, "no Received header of edgemail-api")
+        ids.append(m.group(1))
+    m = re.search(r"id=%s event=done .* early=(\d)" % re.escape(ids[1]),
+                  ctx.st.log("api"))
+    check(m, "no done line for %s" % ids[1])
+    eq(m.group(1), "1", "early envelope of the second delivery")
+
+
+@test
 def same_message_twice_is_stored_once(ctx):
     mid, raw = message(ctx, "twice")
     for i in (1, 2):

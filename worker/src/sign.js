@@ -49,8 +49,10 @@ export async function sig_sign(secret, canonical) {
 }
 
 /*
- * The three authentication headers for one request.  body_sha256_hex is
- * computed by the caller over the exact bytes it sends.
+ * The authentication headers for one request.  body_sha256_hex is
+ * computed by the caller over the exact bytes it sends; it goes along as
+ * Edgemail-Content-SHA256, so the API can check the signature before it
+ * reads the body (and start the delivery while the body arrives).
  */
 export async function sig_headers(key_id, secret, timestamp, method, target,
     idem_key, body_sha256_hex) {
@@ -60,5 +62,6 @@ export async function sig_headers(key_id, secret, timestamp, method, target,
 		"Edgemail-Key-Id": key_id,
 		"Edgemail-Timestamp": String(timestamp),
 		"Edgemail-Signature": await sig_sign(secret, canonical),
+		"Edgemail-Content-SHA256": body_sha256_hex,
 	};
 }

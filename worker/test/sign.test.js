@@ -31,6 +31,7 @@ describe("signature vectors", () => {
 			    v.method, v.target, v.idempotency_key, hash);
 			expect(h["Edgemail-Signature"]).toBe(v.signature);
 			expect(h["Edgemail-Timestamp"]).toBe(v.timestamp);
+			expect(h["Edgemail-Content-SHA256"]).toBe(hash);
 		});
 	}
 	it("hex of typed-array views", () => {
