@@ -8,6 +8,7 @@ to a local sender, through the relay's outbound spool to an outside one);
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -112,6 +113,38 @@ def flush_delivers_every_deferred_message(s):
              15, what="delivery after flush")
     wait_for(lambda: a not in listed(s) and b not in listed(s), 10,
              what="queue emptied")
+
+
+@test
+def an_early_envelope_whose_connection_breaks_is_queued_not_lost(s):
+    # MAIL and RCPT go to Dovecot with the headers (the signature is
+    # checked then: Edgemail-Content-SHA256); Dovecot goes away before
+    # the body comes.  The begun transaction breaks: TEMP, spooled, 202,
+    # and delivered once Dovecot is back.
+    eq(post(s, body("e0"), rcpts=[U1], mail_from=DEMO)[0], 200,
+       "a delivery first, so an LMTP connection is idle")
+    req = apiclient.request_bytes(s.key_id, s.secret, body("e1"),
+                                  rcpts=[U1], mail_from=DEMO, declare=True)
+    head, _, rest = req.partition(b"\r\n\r\n")
+    k = apiclient.KeptConnection(s.ports["api"], s.ca)
+    try:
+        k.sock.sendall(head + b"\r\n\r\n")
+        time.sleep(0.5)
+        s.stop_dovecot()
+        try:
+            k.sock.sendall(rest)
+            code, _, rb = apiclient.read_response(k.sock)
+            j = json.loads(rb)
+            eq(code, 202, "status %r" % (j,))
+        finally:
+            s.start_dovecot()
+    finally:
+        k.close()
+    check(re.search(r"id=%s event=done .* early=1" % j["id"], s.log("api")),
+          "the envelope did not go ahead")
+    rc, out, err = ctl(s, "queue", "flush")
+    eq(rc, 0, "flush: %s" % err)
+    wait_for(lambda: copies(s, U1, "e1") == 1, 15, what="delivery after flush")
 
 
 @test
