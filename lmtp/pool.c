@@ -186,24 +186,6 @@ pool_try_idle(struct lmtp_pool *p)
 	return c;
 }
 
-struct lmtp_conn *
-lmtp_pool_begin(struct lmtp_pool *p, const char *mail_from,
-    const char *const *rcpts, size_t nrcpt)
-{
-	struct lmtp_conn *c;
-
-	if ((c = pool_try_idle(p)) == NULL)
-		return NULL;
-	if (lmtp_begin(c, mail_from, rcpts, nrcpt) != 0) {
-		if (lmtp_cancel(c) != 0)
-			lmtp_close(&c);
-		begun_done(p);
-		pool_release(p, c);
-		return NULL;
-	}
-	return c;
-}
-
 void
 lmtp_pool_cancel(struct lmtp_pool *p, struct lmtp_conn **begun)
 {
@@ -216,6 +198,18 @@ lmtp_pool_cancel(struct lmtp_pool *p, struct lmtp_conn **begun)
 		lmtp_close(&c);
 	begun_done(p);
 	pool_release(p, c);
+}
+
+struct lmtp_conn *
+lmtp_pool_begin(struct lmtp_pool *p, const char *mail_from,
+    const char *const *rcpts, size_t nrcpt)
+{
+	struct lmtp_conn *c;
+
+	if ((c = pool_try_idle(p)) != NULL &&
+	    lmtp_begin(c, mail_from, rcpts, nrcpt) != 0)
+		lmtp_pool_cancel(p, &c);	/* sets c to NULL */
+	return c;
 }
 
 int
