@@ -479,7 +479,7 @@ hex64_lower(const char *s)
 	size_t i;
 
 	for (i = 0; i < SIG_HEX_LEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (hex_digit(s[i]) < 0 || (s[i] >= 'A' && s[i] <= 'F'))
 			return 0;
 	return s[i] == '\0';
 }
